@@ -1,0 +1,27 @@
+"""dlbook — the companion package of the executable deep-learning book.
+
+Every chapter imports it. The pieces a chapter teaches live here once, tested, and the chapter
+shows their source. Modules:
+
+- :mod:`dlbook.repro` — one call at the top of every chapter: seeds, determinism, quiet logs, banner.
+- :mod:`dlbook.data` — dataset registry with provenance and checksums; offline by default.
+- :mod:`dlbook.plots` — training curves, confusion matrices, image grids.
+- :mod:`dlbook.exercises` — self-check helpers with specific feedback.
+- :mod:`dlbook.report` — the one-line headline a chapter reports to ``dlbook run``.
+- :mod:`dlbook.chapters`, :mod:`dlbook.sync`, :mod:`dlbook.runner`, :mod:`dlbook.cli` — the engine
+  that turns ``chapters/*.md`` into executed ``notebooks/*.ipynb``.
+"""
+
+__version__ = "0.1.0"
+
+
+def show(obj) -> None:
+    """Print the source of a dlbook function or class, so a chapter shows the code it teaches.
+
+    The code lives once, in the package; the chapter displays it and then uses it.
+    """
+    import inspect
+
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
+        raise TypeError(f"show() takes a function, method or class, got {type(obj).__name__}")
+    print(inspect.getsource(obj).rstrip())

@@ -1,0 +1,3 @@
+from dlbook.cli import main
+
+raise SystemExit(main())

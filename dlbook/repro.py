@@ -1,0 +1,48 @@
+"""One call at the top of every chapter: seeds, determinism, quiet logs and a version banner."""
+
+from __future__ import annotations
+
+import os
+import platform
+import warnings
+
+DEFAULT_SEED = 42
+
+
+def setup(seed: int = DEFAULT_SEED, deterministic: bool = True) -> str:
+    """Seed every generator, make TensorFlow ops deterministic, quiet the logs; return a banner.
+
+    Call it before building any model: ``print(dlbook.repro.setup())``. The banner names the
+    versions and the device, so a reader whose numbers differ from the book's can see why.
+    Taught in chapter 1.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    # TensorFlow reads this when it is first imported; later imports find it already set.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)  # Python's random, NumPy and the backend in one call
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", module="keras.src.trainers.data_adapters")
+    return banner(seed, np.__version__, tf.__version__, keras.__version__, keras.backend.backend())
+
+
+def device_name() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return f"{len(gpus)} GPU(s)"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def banner(seed: int, numpy: str, tensorflow: str, keras: str, backend: str) -> str:
+    return (
+        f"Python {platform.python_version()} | TensorFlow {tensorflow} | "
+        f"Keras {keras} ({backend} backend) | NumPy {numpy} | {device_name()} | seed {seed}"
+    )
