@@ -18,8 +18,9 @@ def setup(seed: int = DEFAULT_SEED, deterministic: bool = True) -> str:
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    # TensorFlow reads this when it is first imported; later imports find it already set.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Read when TensorFlow is first imported. Level 3 also hides spurious C++ "errors" that
+    # TF 2.21 logs on every tf.data map; real failures still raise Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
     import tensorflow as tf

@@ -141,17 +141,25 @@ def run_chapter(chapter: Chapter, cell_timeout: int = 600) -> RunResult:
         on_cell_start=on_cell_start,
         on_cell_complete=on_cell_complete,
     )
+    logs = chapter.root / "build" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    kernel_log = logs / f"{chapter.stem}.kernel.log"
     started = time.perf_counter()
     try:
-        with client.setup_kernel():
+        # TensorFlow's C++ logs go to the kernel's stderr: keep them in a file, not the terminal.
+        with open(kernel_log, "w") as log, client.setup_kernel(stderr=log):
             memory["kernel"] = PeakMemory(client.km.provisioner.pid)
             with memory["kernel"]:
                 client.execute(cleanup_kc=False)
     except Exception as error:  # every failure is reported against its chapter and cell
         peak = memory["kernel"].peak_bytes if "kernel" in memory else 0
+        failed_copy = chapter.root / "build" / "failed" / chapter.notebook.name
+        write_atomically(notebook, failed_copy)
+        rel = failed_copy.relative_to(chapter.root)
+        message = _describe_failure(chapter, current["index"], notebook, error)
         return _failed(
-            chapter, _describe_failure(chapter, current["index"], notebook, error),
-            time.perf_counter() - started, peak,
+            chapter, f"{message} (partial run in {rel}, kernel log in "
+            f"{kernel_log.relative_to(chapter.root)})", time.perf_counter() - started, peak,
         )
     wall = time.perf_counter() - started
     # The executor's exact Python version is not part of the book; keep the file machine-neutral.

@@ -128,7 +128,10 @@ def drift(chapter: Chapter) -> str | None:
     rel = chapter.notebook.relative_to(chapter.root)
     if not chapter.notebook.exists():
         return f"{rel}: missing (run `dlbook sync {chapter.stem}`)"
-    notebook = read_notebook(chapter)
+    try:
+        notebook = read_notebook(chapter)
+    except DlbookError as error:
+        return str(error)
     edit = find_hand_edit(chapter, notebook)
     if edit is not None:
         return edit

@@ -1,0 +1,41 @@
+import keras
+import numpy as np
+import pytest
+
+import dlbook
+from dlbook import repro
+
+
+def test_banner_names_versions_device_and_seed():
+    banner = repro.setup(seed=7)
+    for part in ("Python 3.", "TensorFlow 2.", "Keras 3.", "tensorflow backend", "NumPy",
+                 "seed 7"):
+        assert part in banner
+    assert "CPU" in banner or "GPU" in banner
+
+
+def test_same_seed_same_numbers():
+    def draw():
+        repro.setup(seed=3)
+        layer = keras.layers.Dense(4)
+        layer.build((None, 5))
+        return np.random.rand(3), np.asarray(layer.kernel)
+
+    (a_np, a_kernel), (b_np, b_kernel) = draw(), draw()
+    np.testing.assert_array_equal(a_np, b_np)
+    np.testing.assert_array_equal(a_kernel, b_kernel)
+    repro.setup(seed=4)
+    assert not np.array_equal(np.random.rand(3), a_np)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "42", True])
+def test_bad_seed_is_refused(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        repro.setup(seed=seed)
+
+
+def test_show_prints_the_source(capsys):
+    dlbook.show(repro.banner)
+    assert capsys.readouterr().out.startswith("def banner(")
+    with pytest.raises(TypeError, match="takes a function, method or class, got int"):
+        dlbook.show(3)
