@@ -104,6 +104,40 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return images, table[:, -1].astype(np.int64)
 
 
+# --- Bundled: two photographs ------------------------------------------------------------------
+
+PHOTOS = register(
+    DatasetInfo(
+        name="photos",
+        description="Two colour photographs, 427×640×3: a Chinese temple ('china') and a flower",
+        origin="scikit-learn's sample images (sklearn/datasets/images), from Flickr: china.jpg by "
+        "danielbuechele, flower.jpg by vultilion (see the README.txt beside them)",
+        licence="CC BY 2.0",
+        sha256={
+            "china.jpg": "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29",
+            "flower.jpg": "a77f6ec41e353afdf8bdff2ea981b2955535d8d83294f8cfa49cf4e423dd5638",
+        },
+        size="2 images",
+    )
+)
+
+
+def load_photo(name: str = "china") -> np.ndarray:
+    """A real photograph, ``(427, 640, 3)`` uint8 RGB: ``"china"`` or ``"flower"``.
+
+    The file is checked against its registered sha256 first. Used in chapter 7.
+    """
+    filename = f"{name}.jpg"
+    if filename not in PHOTOS.sha256:
+        raise ValueError(f"name must be 'china' or 'flower', got {name!r}")
+    import matplotlib.image
+
+    bundled = resources.files("sklearn.datasets.images") / filename
+    with resources.as_file(bundled) as path:
+        verify(Path(path), PHOTOS.sha256[filename])
+        return np.asarray(matplotlib.image.imread(path))
+
+
 # --- Opt-in full dataset: MNIST ----------------------------------------------------------------
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"

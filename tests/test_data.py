@@ -122,3 +122,14 @@ def test_synthetic_churn_effects_show_in_the_data():
 def test_synthetic_churn_size_is_validated(n):
     with pytest.raises(ValueError, match="n_customers must be an int of at least 100"):
         load_synthetic_churn(n_customers=n)
+
+
+def test_photos_are_the_bundled_real_images():
+    from sklearn.datasets import load_sample_image
+
+    for name in ("china", "flower"):
+        photo = data.load_photo(name)
+        assert photo.shape == (427, 640, 3) and photo.dtype == np.uint8
+        np.testing.assert_array_equal(photo, load_sample_image(f"{name}.jpg"))
+    with pytest.raises(ValueError, match="name must be 'china' or 'flower', got 'cat'"):
+        data.load_photo("cat")
