@@ -108,3 +108,13 @@ def test_unreadable_notebook_is_reported(chapter):
     chapter.notebook.parent.mkdir()
     chapter.notebook.write_text("{ not json")
     assert "not a readable notebook" in drift(chapter)
+
+
+def test_written_notebooks_get_the_usual_file_mode(chapter):
+    import os
+    import stat
+
+    sync_chapter(chapter)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(chapter.notebook.stat().st_mode) == 0o666 & ~umask
