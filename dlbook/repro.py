@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import warnings
@@ -21,9 +22,10 @@ def setup(seed: int = DEFAULT_SEED, deterministic: bool = True) -> str:
     # Read when TensorFlow is first imported. Level 3 also hides spurious C++ "errors" that
     # TF 2.21 logs on every tf.data map; real failures still raise Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import numpy as np
-    import tensorflow as tf
+    with _native_stderr_silenced():
+        import keras
+        import numpy as np
+        import tensorflow as tf
 
     keras.utils.set_random_seed(seed)  # Python's random, NumPy and the backend in one call
     if deterministic:
@@ -31,6 +33,28 @@ def setup(seed: int = DEFAULT_SEED, deterministic: bool = True) -> str:
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", module="keras.src.trainers.data_adapters")
     return banner(seed, np.__version__, tf.__version__, keras.__version__, keras.backend.backend())
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence file descriptor 2 while TensorFlow loads.
+
+    Its C++ runtime prints CUDA probing messages before its logging is configured, so
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them, and Jupyter would store them in every notebook.
+    Python-level errors are unaffected: they are raised as exceptions.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2 (some embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def device_name() -> str:

@@ -39,3 +39,13 @@ def test_show_prints_the_source(capsys):
     assert capsys.readouterr().out.startswith("def banner(")
     with pytest.raises(TypeError, match="takes a function, method or class, got int"):
         dlbook.show(3)
+
+
+def test_tensorflow_loads_without_native_log_noise():
+    import subprocess
+    import sys
+
+    script = "from dlbook import repro; repro.setup(); import sys; print('ok', file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stderr.strip() == "ok"
