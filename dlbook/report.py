@@ -3,7 +3,7 @@
 HEADLINE_PREFIX = "Headline: "
 
 
-def headline(text: str) -> str:
+def headline(text: str) -> None:
     """Print a chapter's headline result, e.g. ``headline("test recall 0.81 at precision 0.62")``.
 
     ``dlbook run`` finds the printed line in the executed notebook and puts it in the report, so
@@ -11,6 +11,4 @@ def headline(text: str) -> str:
     """
     if not isinstance(text, str) or not text.strip() or "\n" in text:
         raise ValueError(f"headline must be one non-empty line of text, got {text!r}")
-    line = HEADLINE_PREFIX + text.strip()
-    print(line)
-    return line
+    print(HEADLINE_PREFIX + text.strip())
