@@ -19,6 +19,8 @@ from numbers import Real
 
 import numpy as np
 
+from dlbook.scratch import relative_error  # taught in chapter 2; chapter 4 reuses it
+
 VJP = Callable[[np.ndarray], np.ndarray]
 
 
@@ -324,19 +326,6 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6) -
         point[index] = original
         grad[index] = (above - below) / (2 * eps)
     return grad
-
-
-def relative_error(a, b) -> float:
-    """``||a - b|| / (||a|| + ||b||)``: 0 for equal arrays, 1 for opposite ones; 0 if both are 0.
-
-    Norm-based, so entries that are both near zero do not blow the ratio up. Taught in chapter 4.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    scale = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
 def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor],
