@@ -27,17 +27,20 @@ def setup(seed: int = DEFAULT_SEED, deterministic: bool = True) -> str:
         import numpy as np
         import tensorflow as tf
 
+        device = device_name()  # the first GPU probe logs CUDA errors on machines without one
+
     keras.utils.set_random_seed(seed)  # Python's random, NumPy and the backend in one call
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", module="keras.src.trainers.data_adapters")
-    return banner(seed, np.__version__, tf.__version__, keras.__version__, keras.backend.backend())
+    return banner(seed, np.__version__, tf.__version__, keras.__version__, keras.backend.backend(),
+                  device)
 
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """Silence file descriptor 2 while TensorFlow loads.
+    """Silence file descriptor 2 while TensorFlow loads and first looks for a GPU.
 
     Its C++ runtime prints CUDA probing messages before its logging is configured, so
     ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them, and Jupyter would store them in every notebook.
@@ -66,8 +69,8 @@ def device_name() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def banner(seed: int, numpy: str, tensorflow: str, keras: str, backend: str) -> str:
+def banner(seed: int, numpy: str, tensorflow: str, keras: str, backend: str, device: str) -> str:
     return (
         f"Python {platform.python_version()} | TensorFlow {tensorflow} | "
-        f"Keras {keras} ({backend} backend) | NumPy {numpy} | {device_name()} | seed {seed}"
+        f"Keras {keras} ({backend} backend) | NumPy {numpy} | {device} | seed {seed}"
     )

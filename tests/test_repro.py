@@ -42,10 +42,13 @@ def test_show_prints_the_source(capsys):
 
 
 def test_tensorflow_loads_without_native_log_noise():
+    import os
     import subprocess
     import sys
 
     script = "from dlbook import repro; repro.setup(); import sys; print('ok', file=sys.stderr)"
+    # A fresh environment, as a notebook kernel has: no log level chosen by other tests.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True, timeout=120)
+                            check=True, timeout=120, env=env)
     assert result.stderr.strip() == "ok"
