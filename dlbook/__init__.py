@@ -10,7 +10,7 @@ shows their source. Modules:
 - :mod:`dlbook.report` — the one-line headline a chapter reports to ``dlbook run``.
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
-  :mod:`dlbook.augment` (8).
+  :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
 - :mod:`dlbook.chapters`, :mod:`dlbook.sync`, :mod:`dlbook.runner`, :mod:`dlbook.cli` — the engine
   that turns ``chapters/*.md`` into executed ``notebooks/*.ipynb``.
 """

@@ -1,0 +1,382 @@
+"""Tests of dlbook.architectures: block shapes and names, parameter and multiply-add counts by hand,
+the ImageNet opt-in and its offline failures (never downloading), saliency and Grad-CAM."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import urllib.error  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dlbook.architectures import (  # noqa: E402
+    PretrainedWeightsError,
+    count_costs,
+    grad_cam,
+    imagenet_application,
+    inception_module,
+    layer_costs,
+    residual_block,
+    saliency_map,
+    separable_block,
+    vgg_block,
+)
+
+
+def conv_params(k, c_in, c_out, bias=True):
+    return k * k * c_in * c_out + (c_out if bias else 0)
+
+
+def wrap(shape, block, **kwargs):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, block(inputs, **kwargs))
+
+
+# --- blocks: shapes, names, parameter counts ----------------------------------------------------
+
+def test_vgg_block_shape_names_and_params():
+    model = wrap((8, 8, 3), vgg_block, filters=16, convs=3, name="b1")
+    assert model.output.shape == (None, 4, 4, 16)
+    assert [layer.name for layer in model.layers[1:]] == ["b1_conv1", "b1_conv2", "b1_conv3",
+                                                           "b1_pool"]
+    assert model.count_params() == conv_params(3, 3, 16) + 2 * conv_params(3, 16, 16)
+
+
+def test_residual_block_identity_shortcut():
+    model = wrap((8, 8, 16), residual_block, filters=16, name="r")
+    assert model.output.shape == (None, 8, 8, 16)
+    names = [layer.name for layer in model.layers]
+    assert "r_add" in names and "r_projection" not in names
+    assert model.count_params() == 2 * conv_params(3, 16, 16)
+
+
+@pytest.mark.parametrize("stride, c_in, expected", [(2, 16, (None, 4, 4, 32)),
+                                                    (1, 8, (None, 8, 8, 32)),
+                                                    (2, 32, (None, 4, 4, 32))])
+def test_residual_block_projection_shortcut(stride, c_in, expected):
+    model = wrap((8, 8, c_in), residual_block, filters=32, stride=stride, name="r")
+    assert model.output.shape == expected
+    assert model.get_layer("r_projection").kernel.shape == (1, 1, c_in, 32)
+    assert model.count_params() == (conv_params(3, c_in, 32) + conv_params(3, 32, 32)
+                                    + conv_params(1, c_in, 32))
+
+
+def test_plain_block_has_same_convolutions_and_no_shortcut():
+    plain = wrap((8, 8, 16), residual_block, filters=16, skip=False, name="p")
+    names = [layer.name for layer in plain.layers]
+    assert "p_add" not in names and "p_conv1" in names and "p_conv2" in names
+    assert plain.count_params() == 2 * conv_params(3, 16, 16)
+
+
+def test_residual_block_with_batch_norm_drops_conv_biases():
+    model = wrap((8, 8, 8), residual_block, filters=16, stride=2, batch_norm=True, name="r")
+    for conv in ("r_conv1", "r_conv2", "r_projection"):
+        assert model.get_layer(conv).bias is None
+    for norm in ("r_bn1", "r_bn2", "r_projection_bn"):
+        assert isinstance(model.get_layer(norm), keras.layers.BatchNormalization)
+    bn = 4 * 16  # gamma, beta, moving mean, moving variance
+    expected = (conv_params(3, 8, 16, False) + conv_params(3, 16, 16, False)
+                + conv_params(1, 8, 16, False) + 3 * bn)
+    assert model.count_params() == expected
+
+
+def test_residual_block_computes_relu_of_input_plus_residual():
+    model = wrap((5, 5, 4), residual_block, filters=4, name="r")
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype("float32")
+    conv2 = model.get_layer("r_conv2")
+    conv2.set_weights([np.zeros_like(w) for w in conv2.get_weights()])  # F(x) = 0
+    np.testing.assert_allclose(model(x).numpy(), np.maximum(x, 0), atol=1e-6)
+    residual = keras.Model(model.input, model.get_layer("r_conv2").output)
+    plain_sum = np.maximum(x + residual(x).numpy(), 0)
+    np.testing.assert_allclose(model(x).numpy(), plain_sum, atol=1e-6)
+
+
+def test_inception_module_matches_googlenet_3a():
+    model = wrap((28, 28, 192), inception_module, filters_1x1=64, reduce_3x3=96, filters_3x3=128,
+                 reduce_5x5=16, filters_5x5=32, pool_projection=32, name="3a")
+    assert model.output.shape == (None, 28, 28, 64 + 128 + 32 + 32)
+    expected = (conv_params(1, 192, 64) + conv_params(1, 192, 96) + conv_params(3, 96, 128)
+                + conv_params(1, 192, 16) + conv_params(5, 16, 32) + conv_params(1, 192, 32))
+    params, macs = count_costs(model)
+    assert params == model.count_params() == expected == 163_696
+    assert macs == 28 * 28 * (expected - (64 + 96 + 128 + 16 + 32 + 32))  # 128M, as in the paper
+    assert model.get_layer("3a_pool").pool_size == (3, 3)
+
+
+def test_separable_block_matches_mobilenet_table():
+    model = wrap((14, 14, 512), separable_block, filters=512, name="s")
+    params, macs = count_costs(model)
+    assert params == (9 * 512 + 512) + (512 * 512 + 512)
+    assert macs == 14 * 14 * 9 * 512 + 14 * 14 * 512 * 512 == 52_283_392  # MobileNet: 52.3M
+    standard = keras.Model(model.input, keras.layers.Conv2D(512, 3, padding="same")(model.input))
+    assert count_costs(standard) == (conv_params(3, 512, 512), 462_422_016)  # MobileNet: 462M
+
+
+def test_separable_block_stride():
+    model = wrap((8, 8, 4), separable_block, filters=6, stride=2, name="s")
+    assert model.output.shape == (None, 4, 4, 6)
+    assert model.get_layer("s_depthwise").strides == (2, 2)
+
+
+# --- cost counting ------------------------------------------------------------------------------
+
+def test_layer_costs_hand_formulas_for_each_layer_kind():
+    inputs = keras.Input((10, 10, 6))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="strided")(inputs)  # 5×5
+    x = keras.layers.Conv2D(8, 3, padding="valid", groups=2, name="grouped")(x)  # 3×3
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+    x = keras.layers.SeparableConv2D(5, (1, 3), padding="same", depth_multiplier=1,
+                                     name="sep")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(7, name="dense")(x)
+    model = keras.Model(inputs, outputs)
+    costs = {c.name: c for c in layer_costs(model)}
+    assert list(costs) == ["strided", "grouped", "dw", "sep", "dense"]
+    assert costs["strided"].macs == 5 * 5 * 9 * 6 * 8
+    assert costs["grouped"].macs == 3 * 3 * 9 * (8 // 2) * 8
+    assert costs["dw"].macs == 3 * 3 * 9 * 8 * 2
+    assert costs["sep"].macs == 3 * 3 * 3 * 16 + 3 * 3 * 16 * 5
+    assert costs["dense"].macs == 3 * 3 * 5 * 7
+    for cost in costs.values():
+        assert cost.params == model.get_layer(cost.name).count_params()
+    assert costs["dw"].kind == "DepthwiseConv2D"
+    assert count_costs(model) == (sum(c.params for c in costs.values()),
+                                  sum(c.macs for c in costs.values()))
+
+
+def test_layer_costs_dense_on_sequences_and_nested_models():
+    inner_in = keras.Input((4, 3))
+    inner = keras.Model(inner_in, keras.layers.Dense(5, name="inner_dense")(inner_in), name="in")
+    outer_in = keras.Input((4, 3))
+    x = inner(outer_in)
+    model = keras.Model(outer_in, keras.layers.Dense(2, name="outer_dense")(x))
+    costs = layer_costs(model)
+    assert [(c.name, c.macs) for c in costs] == [("inner_dense", 4 * 3 * 5),
+                                                ("outer_dense", 4 * 5 * 2)]
+
+
+def test_layer_costs_sequential():
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, name="c")])
+    assert count_costs(model) == (3 * 3 * 2 + 2, 4 * 4 * 9 * 2)
+
+
+def test_layer_costs_errors():
+    with pytest.raises(ValueError, match="must be a keras.Model"):
+        layer_costs(keras.layers.Dense(3))
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="keras.Input"):
+        count_costs(Subclassed())
+
+
+# --- block argument validation ------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: vgg_block(x, 0), "filters must be an int of at least 1"),
+    (lambda x: vgg_block(x, 8, convs=1.5), "convs must be an int"),
+    (lambda x: vgg_block(x, 8, name=""), "name must be a non-empty string"),
+    (lambda x: residual_block(x, 8, stride=0), "stride must be an int"),
+    (lambda x: residual_block(x, 8, skip="yes"), "skip must be True"),
+    (lambda x: residual_block(x, 8, batch_norm=1), "batch_norm must be True or False"),
+    (lambda x: inception_module(x, 8, 8, 8, 8, 0, 8), "filters_5x5 must be an int"),
+    (lambda x: separable_block(x, True), "filters must be an int"),
+])
+def test_block_argument_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(keras.Input((8, 8, 3)))
+
+
+def test_blocks_reject_non_image_tensors():
+    with pytest.raises(ValueError, match="x must be a 4-D tensor"):
+        vgg_block(keras.Input((8, 3)), 4)
+    with pytest.raises(ValueError, match="x must be a 4-D tensor"):
+        residual_block(np.zeros((8, 8)), 4)
+
+
+# --- ImageNet weights: an explicit opt-in that fails clearly offline ----------------------------
+
+@pytest.fixture
+def fake_application(monkeypatch):
+    calls = []
+
+    def application(**kwargs):
+        calls.append(kwargs)
+        return "model"
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", application)
+    return calls
+
+
+def test_imagenet_without_opt_in_never_calls_keras(fake_application, monkeypatch):
+    monkeypatch.delenv("DLBOOK_OFFLINE", raising=False)
+    with pytest.raises(PretrainedWeightsError, match="allow_download=True"):
+        imagenet_application("MobileNetV2")
+    assert fake_application == []
+
+
+def test_imagenet_offline_never_calls_keras(fake_application, monkeypatch):
+    monkeypatch.setenv("DLBOOK_OFFLINE", "1")
+    with pytest.raises(PretrainedWeightsError, match="DLBOOK_OFFLINE=1"):
+        imagenet_application("MobileNetV2", allow_download=True)
+    assert fake_application == []
+
+
+def test_imagenet_opt_in_passes_weights_and_arguments(fake_application, monkeypatch):
+    monkeypatch.delenv("DLBOOK_OFFLINE", raising=False)
+    assert imagenet_application("MobileNetV2", allow_download=True, alpha=0.5) == "model"
+    assert fake_application == [{"weights": "imagenet", "alpha": 0.5}]
+
+
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined")
+def test_imagenet_failed_download_through_real_keras(monkeypatch, tmp_path):
+    """The real Keras download path, with the network replaced by a failure: nothing is fetched."""
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network in the tests")
+
+    monkeypatch.delenv("DLBOOK_OFFLINE", raising=False)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # an empty weights cache
+    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
+    with pytest.raises(PretrainedWeightsError, match="could not download.*connection"):
+        imagenet_application("MobileNetV3Small", allow_download=True, include_top=False,
+                             input_shape=(32, 32, 3), include_preprocessing=False)
+    assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_imagenet_other_errors_are_not_disguised(monkeypatch):
+    def broken(**kwargs):
+        raise ValueError("bad input_shape")
+
+    monkeypatch.delenv("DLBOOK_OFFLINE", raising=False)
+    monkeypatch.setattr(keras.applications, "MobileNetV2", broken)
+    with pytest.raises(ValueError, match="bad input_shape"):
+        imagenet_application("MobileNetV2", allow_download=True)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"name": "ResNet9000"}, "name must name a keras.applications model"),
+    ({"name": "resnet50"}, "name must name"),  # a module, not a model function
+    ({"name": 50}, "name must name"),
+    ({"name": "ResNet50", "allow_download": "yes"}, "allow_download must be True or False"),
+    ({"name": "ResNet50", "weights": None}, "do not pass weights"),
+])
+def test_imagenet_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        imagenet_application(**kwargs)
+
+
+# --- saliency and Grad-CAM ----------------------------------------------------------------------
+
+def linear_model(seed=0):
+    """logits = W · flatten(x) + b, so the saliency of class c is |W[:, c]|, exactly."""
+    inputs = keras.Input((4, 5, 2))
+    outputs = keras.layers.Dense(3, name="logits")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+    model.get_layer("logits").set_weights([rng.normal(size=(40, 3)).astype("float32"),
+                                           rng.normal(size=3).astype("float32")])
+    return model
+
+
+def test_saliency_of_a_linear_model_is_its_weights():
+    model = linear_model()
+    images = np.random.default_rng(1).random((3, 4, 5, 2)).astype("float32")
+    kernel = model.get_layer("logits").get_weights()[0]
+    maps = saliency_map(model, images, class_index=[0, 2, 1])
+    assert maps.shape == (3, 4, 5)
+    for i, c in enumerate([0, 2, 1]):
+        expected = np.abs(kernel[:, c].reshape(4, 5, 2)).max(axis=-1)
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-6)
+
+
+def test_saliency_defaults_to_predicted_class_and_is_non_negative():
+    model = linear_model()
+    images = np.random.default_rng(2).random((5, 4, 5, 2)).astype("float32")
+    predicted = np.argmax(model(images).numpy(), axis=-1)
+    np.testing.assert_allclose(saliency_map(model, images),
+                               saliency_map(model, images, class_index=predicted))
+    assert (saliency_map(model, images, class_index=1) >= 0).all()
+
+
+def test_saliency_agrees_with_finite_differences_on_a_nonlinear_model():
+    inputs = keras.Input((3, 3, 1))
+    x = keras.layers.Conv2D(4, 2, activation="tanh")(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    image = np.random.default_rng(3).random((1, 3, 3, 1))
+    step = 1e-2
+    numeric = np.zeros((3, 3))
+    for r in range(3):
+        for c in range(3):
+            up, down = image.copy(), image.copy()
+            up[0, r, c, 0] += step
+            down[0, r, c, 0] -= step
+            scores = [float(model(v.astype("float32")).numpy()[0, 1]) for v in (up, down)]
+            numeric[r, c] = abs(scores[0] - scores[1]) / (2 * step)
+    np.testing.assert_allclose(saliency_map(model, image, class_index=1)[0], numeric,
+                               rtol=2e-2, atol=1e-3)
+
+
+def cam_model():
+    inputs = keras.Input((6, 6, 1))
+    features = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(pooled))
+
+
+def test_grad_cam_equals_class_activation_map_for_gap_models():
+    """With global average pooling then Dense, Grad-CAM is ReLU(Σ_k w_kc A_k) / (h·w)."""
+    model = cam_model()
+    images = np.random.default_rng(4).random((2, 6, 6, 1)).astype("float32")
+    features = keras.Model(model.input, model.get_layer("conv").output)(images).numpy()
+    kernel = model.get_layer("logits").get_weights()[0]
+    maps = grad_cam(model, images, "conv", class_index=3, upsample=False)
+    assert maps.shape == (2, 6, 6)
+    expected = np.maximum(np.einsum("nhwk,k->nhw", features, kernel[:, 3]) / 36, 0)
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_upsamples_to_the_input_and_is_non_negative():
+    inputs = keras.Input((8, 8, 1))
+    x = vgg_block(inputs, 4, convs=1, name="b")
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(5).random((3, 8, 8, 1)).astype("float32")
+    assert grad_cam(model, images, "b_conv1", upsample=False).shape == (3, 8, 8)
+    coarse = grad_cam(model, images, "b_pool", upsample=False)
+    fine = grad_cam(model, images, "b_pool")
+    assert coarse.shape == (3, 4, 4) and fine.shape == (3, 8, 8)
+    assert (coarse >= 0).all() and (fine >= 0).all()
+
+
+def test_saliency_and_grad_cam_errors():
+    model = cam_model()
+    images = np.zeros((2, 6, 6, 1), "float32")
+    with pytest.raises(ValueError, match=r"images must have shape \(n, 6, 6, 1\)"):
+        saliency_map(model, np.zeros((2, 5, 5, 1)))
+    with pytest.raises(ValueError, match=r"class_index must be None, an int or one int per "
+                                         r"image \(2\), each in \[0, 4\)"):
+        saliency_map(model, images, class_index=4)
+    for wrong in ([0.5, 1.0], [0, 1, 2], [[0], [1]], True, -1):
+        with pytest.raises(ValueError, match="class_index"):
+            saliency_map(model, images, class_index=wrong)
+    with pytest.raises(ValueError, match="n >= 1"):
+        grad_cam(model, np.zeros((0, 6, 6, 1)), "conv")
+    with pytest.raises(ValueError, match="'nope' is not a layer"):
+        grad_cam(model, images, "nope")
+    with pytest.raises(ValueError, match="4-D output"):
+        grad_cam(model, images, "logits")
+
+
+@pytest.mark.parametrize("function", [vgg_block, residual_block, inception_module,
+                                      separable_block, layer_costs, count_costs,
+                                      imagenet_application, saliency_map, grad_cam])
+def test_every_public_function_names_its_chapter(function):
+    assert "Taught in chapter 9." in " ".join(function.__doc__.split())
