@@ -104,6 +104,39 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return images, table[:, -1].astype(np.int64)
 
 
+def place_on_canvas(images, size: int, offsets) -> np.ndarray:
+    """Each image pasted onto its own empty ``size`` x ``size`` canvas (zeros), float32.
+
+    ``images`` is ``(n, h, w)`` or ``(n, h, w, channels)``; ``offsets`` is one ``(row, column)``
+    per image, the canvas position of the image's top-left pixel, each in ``0 … size - h`` (rows)
+    and ``0 … size - w`` (columns), so the whole image lands on the canvas. The canvases keep the
+    images' channel layout. Used in chapter 7 (shifted test digits) and chapter 8 (digits that are
+    not centred).
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (n, h, w) or (n, h, w, channels), got shape {images.shape}")
+    height, width = images.shape[1:3]
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < max(height, width):
+        raise ValueError(f"size must be an int of at least the image size ({height}x{width}), "
+                         f"got {size!r}")
+    offsets = np.asarray(offsets)
+    if offsets.shape != (len(images), 2) or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError(f"offsets must be {len(images)} (row, column) pairs of ints, one per image, "
+                         f"got an array of shape {offsets.shape} and dtype {offsets.dtype}")
+    rows, columns = offsets[:, 0], offsets[:, 1]
+    outside = (rows < 0) | (rows > size - height) | (columns < 0) | (columns > size - width)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"offset {tuple(int(o) for o in offsets[first])} of image {first} puts it "
+                         f"(partly) off the {size}x{size} canvas: rows must be in 0..{size - height}, "
+                         f"columns in 0..{size - width}")
+    canvases = np.zeros((len(images), size, size, *images.shape[3:]), dtype=np.float32)
+    for canvas, image, (row, column) in zip(canvases, images, offsets, strict=True):
+        canvas[row:row + height, column:column + width] = image
+    return canvases
+
+
 # --- Bundled: two photographs ------------------------------------------------------------------
 
 PHOTOS = register(

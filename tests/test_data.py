@@ -133,3 +133,38 @@ def test_photos_are_the_bundled_real_images():
         np.testing.assert_array_equal(photo, load_sample_image(f"{name}.jpg"))
     with pytest.raises(ValueError, match="name must be 'china' or 'flower', got 'cat'"):
         data.load_photo("cat")
+
+
+def test_place_on_canvas_puts_each_image_at_its_offset():
+    images = np.arange(2 * 2 * 3, dtype=np.float64).reshape(2, 2, 3) + 1
+    canvases = data.place_on_canvas(images, 5, [(0, 0), (3, 2)])
+    assert canvases.shape == (2, 5, 5) and canvases.dtype == np.float32
+    np.testing.assert_array_equal(canvases[0, :2, :3], images[0])
+    np.testing.assert_array_equal(canvases[1, 3:, 2:], images[1])
+    # nothing else on the canvas: the totals match
+    np.testing.assert_allclose(canvases.sum(axis=(1, 2)), images.sum(axis=(1, 2)))
+
+
+def test_place_on_canvas_keeps_channels():
+    images = np.ones((3, 2, 2, 1), dtype=np.float32)
+    canvases = data.place_on_canvas(images, 4, np.array([[1, 1], [0, 2], [2, 0]]))
+    assert canvases.shape == (3, 4, 4, 1)
+    assert canvases[0, 1:3, 1:3, 0].sum() == 4 and canvases[0].sum() == 4
+
+
+@pytest.mark.parametrize("size, offsets, message", [
+    (1, [(0, 0)], "size must be an int of at least the image size"),
+    (4.0, [(0, 0)], "size must be an int"),
+    (4, [(0, 0), (1, 1)], "offsets must be 1 .row, column. pairs"),
+    (4, [(0.5, 1)], "offsets must be 1"),
+    (4, [(0, 3)], r"offset \(0, 3\) of image 0 puts it \(partly\) off the 4x4 canvas"),
+    (4, [(-1, 0)], "off the 4x4 canvas: rows must be in 0..2"),
+])
+def test_place_on_canvas_argument_errors(size, offsets, message):
+    with pytest.raises(ValueError, match=message):
+        data.place_on_canvas(np.ones((1, 2, 2)), size, offsets)
+
+
+def test_place_on_canvas_rejects_a_single_image():
+    with pytest.raises(ValueError, match="images must be"):
+        data.place_on_canvas(np.ones((2, 2)), 4, [(0, 0)])
