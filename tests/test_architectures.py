@@ -5,7 +5,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import urllib.error  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -232,22 +233,31 @@ def test_imagenet_opt_in_passes_weights_and_arguments(fake_application, monkeypa
     assert fake_application == [{"weights": "imagenet", "alpha": 0.5}]
 
 
-@pytest.mark.filterwarnings("ignore:`input_shape` is undefined")
-def test_imagenet_failed_download_through_real_keras(monkeypatch, tmp_path):
-    """The real Keras download path, with the network replaced by a failure: nothing is fetched."""
-    from keras.src.backend import config
-    from keras.src.utils import file_utils
-
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("no network in the tests")
-
-    monkeypatch.delenv("DLBOOK_OFFLINE", raising=False)
-    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # an empty weights cache
-    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
-    with pytest.raises(PretrainedWeightsError, match="could not download.*connection"):
-        imagenet_application("MobileNetV3Small", allow_download=True, include_top=False,
-                             input_shape=(32, 32, 3), include_preprocessing=False)
-    assert not list(tmp_path.rglob("*.h5"))
+def test_imagenet_failed_download_through_real_keras(tmp_path):
+    """The real Keras download path, in a fresh interpreter whose only route to the internet is a
+    proxy that refuses every connection, and whose Keras home is an empty folder: the download
+    fails on any machine, online or not, and nothing is fetched."""
+    script = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from dlbook.architectures import PretrainedWeightsError, imagenet_application\n"
+        "try:\n"
+        "    imagenet_application('MobileNetV3Small', allow_download=True, include_top=False,\n"
+        "                         input_shape=(32, 32, 3), include_preprocessing=False)\n"
+        "except PretrainedWeightsError as error:\n"
+        "    print('PretrainedWeightsError:', error)\n"
+    )
+    refused = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    environment = {key: value for key, value in os.environ.items()
+                   if key.lower() not in ("no_proxy", "dlbook_offline")}
+    environment.update(KERAS_HOME=str(tmp_path), HTTPS_PROXY=refused, HTTP_PROXY=refused,
+                       https_proxy=refused, http_proxy=refused, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "PretrainedWeightsError: could not download" in result.stdout, result.stdout
+    assert "connection" in result.stdout
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and path.stat().st_size > 0
+                and path.suffix in (".h5", ".keras", ".weights")]
 
 
 def test_imagenet_other_errors_are_not_disguised(monkeypatch):
