@@ -11,7 +11,7 @@ shows their source. Modules:
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
   :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
-- :mod:`dlbook.chapters`, :mod:`dlbook.sync`, :mod:`dlbook.runner`, :mod:`dlbook.cli` — the engine
+- :mod:`dlbook.engine.chapters`, :mod:`dlbook.engine.sync`, :mod:`dlbook.engine.runner`, :mod:`dlbook.engine.cli` — the engine
   that turns ``chapters/*.md`` into executed ``notebooks/*.ipynb``.
 """
 

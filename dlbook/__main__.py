@@ -1,3 +1,3 @@
-from dlbook.cli import main
+from dlbook.engine.cli import main
 
 raise SystemExit(main())

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbook.chapters import SOLUTION_TAG, TESTS_TAG, all_chapters, read_source
-from dlbook.runner import REPORT_JSON, over_budget
-from dlbook.sync import drift, execution_problem
+from dlbook.engine.chapters import SOLUTION_TAG, TESTS_TAG, all_chapters, read_source
+from dlbook.engine.runner import REPORT_JSON, over_budget
+from dlbook.engine.sync import drift, execution_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = all_chapters(ROOT)

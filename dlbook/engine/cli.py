@@ -7,15 +7,15 @@ import json
 import sys
 from datetime import datetime
 
-from dlbook.chapters import DlbookError, find_root, resolve
-from dlbook.runner import (
+from dlbook.engine.chapters import DlbookError, find_root, resolve
+from dlbook.engine.runner import (
     REPORT_JSON,
     format_table,
     over_budget,
     run_chapters,
     update_report,
 )
-from dlbook.sync import drift, execution_problem, sync_chapter
+from dlbook.engine.sync import drift, execution_problem, sync_chapter
 
 
 def _sync(args, root) -> int:

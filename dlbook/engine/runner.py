@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 
-from dlbook.chapters import Chapter
+from dlbook.engine.chapters import Chapter
 from dlbook.report import HEADLINE_PREFIX
-from dlbook.sync import code_fingerprint, drift, read_notebook, write_atomically
+from dlbook.engine.sync import code_fingerprint, drift, read_notebook, write_atomically
 
 BUDGET_SECONDS = 90.0
 BUDGET_MIB = 2048.0

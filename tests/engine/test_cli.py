@@ -2,8 +2,8 @@
 
 import pytest
 
-from dlbook.cli import main
-from tests.helpers import FRONT_MATTER, TINY, make_book
+from dlbook.engine.cli import main
+from tests.engine.helpers import FRONT_MATTER, TINY, make_book
 
 
 @pytest.fixture

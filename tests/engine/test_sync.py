@@ -3,15 +3,15 @@ import json
 import nbformat
 import pytest
 
-from dlbook.chapters import resolve
-from dlbook.sync import (
+from dlbook.engine.chapters import resolve
+from dlbook.engine.sync import (
     HandEditError,
     code_fingerprint,
     drift,
     execution_problem,
     sync_chapter,
 )
-from tests.helpers import TINY, make_book
+from tests.engine.helpers import TINY, make_book
 
 
 @pytest.fixture

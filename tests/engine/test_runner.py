@@ -5,10 +5,10 @@ import json
 import nbformat
 import pytest
 
-from dlbook.chapters import resolve
-from dlbook.runner import find_headline, format_table, over_budget, run_chapters, update_report
-from dlbook.sync import execution_problem, sync_chapter
-from tests.helpers import TINY, chapter_text, code, make_book
+from dlbook.engine.chapters import resolve
+from dlbook.engine.runner import find_headline, format_table, over_budget, run_chapters, update_report
+from dlbook.engine.sync import execution_problem, sync_chapter
+from tests.engine.helpers import TINY, chapter_text, code, make_book
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from dlbook.chapters import (
+from dlbook.engine.chapters import (
     DlbookError,
     SourceError,
     all_chapters,
@@ -9,7 +9,7 @@ from dlbook.chapters import (
     read_source,
     resolve,
 )
-from tests.helpers import FRONT_MATTER, TINY, chapter_text, code, make_book
+from tests.engine.helpers import FRONT_MATTER, TINY, chapter_text, code, make_book
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from dlbook.chapters import Chapter, DlbookError, build_notebook, fingerprint
+from dlbook.engine.chapters import Chapter, DlbookError, build_notebook, fingerprint
 
 
 class HandEditError(DlbookError):
