@@ -1,18 +1,22 @@
 """dlbook — the companion package of the executable deep-learning book.
 
-Every chapter imports it. The pieces a chapter teaches live here once, tested, and the chapter
-shows their source. Modules:
+Two halves. **The library** is what the chapters import: the pieces a chapter teaches live here
+once, tested, and the chapter shows their source (:func:`show`). **The engine**
+(:mod:`dlbook.engine`) builds the book — sync, run, sweep, check — and no chapter imports it.
 
-- :mod:`dlbook.repro` — one call at the top of every chapter: seeds, determinism, quiet logs, banner.
-- :mod:`dlbook.data` — dataset registry with provenance and checksums; offline by default.
+The library:
+
+- :mod:`dlbook.repro` — one call at the top of every chapter: the seed, determinism, quiet logs,
+  banner.
+- :mod:`dlbook.data` — datasets: registry with provenance and checksums, loaders by kind
+  (images, tabular, series, text), vendored files; offline by default.
 - :mod:`dlbook.plots` — training curves, confusion matrices, image grids.
 - :mod:`dlbook.exercises` — self-check helpers with specific feedback.
-- :mod:`dlbook.report` — the one-line headline a chapter reports to ``dlbook run``.
+- :mod:`dlbook.report` — the headline a chapter reports to ``dlbook run`` and the measures it
+  records for the seed-sweep report.
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
   :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
-- :mod:`dlbook.engine.chapters`, :mod:`dlbook.engine.sync`, :mod:`dlbook.engine.runner`, :mod:`dlbook.engine.cli` — the engine
-  that turns ``chapters/*.md`` into executed ``notebooks/*.ipynb``.
 """
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ from dlbook import repro
 
 
 def test_banner_names_versions_device_and_seed():
-    banner = repro.setup(seed=7)
+    banner = str(repro.setup(seed=7))
     for part in ("Python 3.", "TensorFlow 2.", "Keras 3.", "tensorflow backend", "NumPy",
                  "seed 7"):
         assert part in banner
@@ -52,3 +52,19 @@ def test_tensorflow_loads_without_native_log_noise():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True, timeout=120, env=env)
     assert result.stderr.strip() == "ok"
+
+
+def test_setup_exposes_the_seed_and_prints_as_the_banner(monkeypatch):
+    monkeypatch.delenv("DLBOOK_SEED", raising=False)
+    result = repro.setup(seed=11)
+    assert result.seed == 11 and str(result) == result.banner and result.banner.endswith("seed 11")
+
+
+def test_the_seed_variable_overrides_the_chapter_seed(monkeypatch):
+    monkeypatch.setenv("DLBOOK_SEED", "5")
+    result = repro.setup(seed=42)
+    assert result.seed == 5
+    assert result.banner.endswith("seed 5 (from DLBOOK_SEED; the book uses 42)")
+    monkeypatch.setenv("DLBOOK_SEED", "five")
+    with pytest.raises(ValueError, match="DLBOOK_SEED must be a non-negative integer, got 'five'"):
+        repro.setup(seed=42)

@@ -133,16 +133,42 @@ def resolve(root: Path, names: list[str] | None) -> list[Chapter]:
 
 
 def _check_fences(path: Path, text: str) -> None:
-    """Fail on an unclosed code cell, which jupytext would silently read as prose."""
+    """Fail on a code cell that is not closed, which jupytext would silently read as prose or as
+    part of the next cell."""
     opened_at = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if opened_at is None and stripped.startswith("```{code-cell}"):
+        if stripped.startswith("```{code-cell}"):
+            if opened_at is not None:
+                raise SourceError(
+                    f"{path}:{opened_at}: code cell is not closed with ``` before the next code "
+                    f"cell starts at line {number}"
+                )
             opened_at = number
         elif opened_at is not None and stripped == "```":
             opened_at = None
     if opened_at is not None:
         raise SourceError(f"{path}:{opened_at}: code cell is never closed with ```")
+
+
+def code_cell_lines(text: str) -> list[int]:
+    """The 1-based line of each code cell's opening fence in a chapter source, in order."""
+    return [number for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip().startswith("```{code-cell}")]
+
+
+def source_location(chapter: Chapter, notebook, cell_index: int) -> str | None:
+    """``chapters/NN_slug.md:LINE`` of a notebook code cell, or None if it cannot be told."""
+    if not 0 <= cell_index < len(notebook.cells) or notebook.cells[cell_index].cell_type != "code":
+        return None
+    ordinal = sum(1 for c in notebook.cells[:cell_index] if c.cell_type == "code")
+    try:
+        lines = code_cell_lines(chapter.source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    if ordinal >= len(lines):
+        return None
+    return f"{chapter.source.relative_to(chapter.root)}:{lines[ordinal]}"
 
 
 def _check_exercise_cell(path: Path, index: int, cell) -> None:
@@ -195,9 +221,15 @@ def read_source(chapter: Chapter):
     return notebook
 
 
+# Cell metadata that only records how a notebook UI shows or ran a cell: collapsing an output in
+# JupyterLab (``jupyter.outputs_hidden``), classic Notebook's ``collapsed`` / ``scrolled``, timings.
+UI_METADATA = frozenset({"execution", "collapsed", "scrolled", "jupyter", "ExecuteTime"})
+
+
 def fingerprint(cell) -> str:
-    """A short hash of what a cell *is* (type, source, metadata) — never of its outputs."""
-    metadata = {k: v for k, v in cell.get("metadata", {}).items() if k != "execution"}
+    """A short hash of what a cell *is* (type, source, metadata) — never of its outputs, nor of
+    UI state such as a collapsed output (:data:`UI_METADATA`)."""
+    metadata = {k: v for k, v in cell.get("metadata", {}).items() if k not in UI_METADATA}
     payload = json.dumps([cell["cell_type"], cell["source"], metadata], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

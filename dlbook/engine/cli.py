@@ -1,21 +1,30 @@
-"""The ``dlbook`` command: ``sync``, ``run``, ``list`` and ``check`` over the book's chapters."""
+"""The ``dlbook`` command: ``sync``, ``run``, ``sweep``, ``list`` and ``check`` over the book's chapters.
+
+Errors a person can act on are one line on stderr and exit code 2; a failed chapter is exit code 1;
+Ctrl-C is exit code 130, after saying what finished.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import time
 from datetime import datetime
 
+from dlbook.engine import reports, rules
 from dlbook.engine.chapters import DlbookError, find_root, resolve
 from dlbook.engine.runner import (
-    REPORT_JSON,
-    format_table,
-    over_budget,
-    run_chapters,
-    update_report,
+    DEFAULT_CELL_TIMEOUT,
+    DEFAULT_CHAPTER_TIMEOUT,
+    DEFAULT_MEMORY_LIMIT_MIB,
+    INTERRUPTED_EXIT,
+    Limits,
+    parse_seeds,
+    run_jobs,
 )
 from dlbook.engine.sync import drift, execution_problem, sync_chapter
+
+DEFAULT_SWEEP_SEEDS = "0-3"
 
 
 def _sync(args, root) -> int:
@@ -34,71 +43,129 @@ def _sync(args, root) -> int:
     return 0
 
 
-def _run(args, root) -> int:
-    chapters = resolve(root, args.chapters)
+def _show(result) -> None:
+    seed = "" if result.seed is None else f" (seed {result.seed})"
+    state = "ok" if result.ok else "FAILED"
+    print(f"{result.chapter}{seed}: {state} in {result.wall_s:.1f} s, peak {result.peak_mib:.0f} MiB"
+          + (f" — {result.error}" if result.error else ""), flush=True)
 
-    def show(result):
-        state = "ok" if result.ok else "FAILED"
-        print(f"{result.chapter}: {state} in {result.wall_s:.1f} s, peak {result.peak_mib:.0f} MiB"
-              + (f" — {result.error}" if result.error else ""), flush=True)
 
-    jobs = max(1, min(args.jobs, len(chapters)))
-    results = run_chapters(chapters, jobs=jobs, threads=args.threads, on_result=show)
-    report = update_report(root, results)
+def _limits(args) -> Limits:
+    return Limits(cell_s=args.cell_timeout, chapter_s=args.timeout, memory_mib=args.memory_limit)
+
+
+def _execute(args, root, jobs, record) -> int:
+    """Run jobs, print each result and the summary, record them; the exit code of the batch."""
+    started = time.perf_counter()
+    outcome = run_jobs(jobs, args.jobs, args.threads, _limits(args), on_result=_show)
+    results = outcome.results
+    record(results)
     print()
-    print(format_table(report))
-    over = [stem for stem, entry in report["chapters"].items() if over_budget(entry)]
-    if over:
-        print(f"over budget: {', '.join(over)}")
+    print(reports.format_results(results, time.perf_counter() - started))
+    if outcome.interrupted:
+        print(f"interrupted: {len(results)} done, {len(outcome.not_run)} not run "
+              f"({', '.join(outcome.not_run)})", file=sys.stderr)
+        return INTERRUPTED_EXIT
     failed = [r for r in results if not r.ok]
     for result in failed:
-        print(f"dlbook: {result.chapter} failed: {result.error}", file=sys.stderr)
+        seed = "" if result.seed is None else f" with seed {result.seed}"
+        print(f"dlbook: {result.chapter} failed{seed}: {result.error}", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _run(args, root) -> int:
+    chapters = resolve(root, args.chapters)
+    if args.seed:
+        jobs = [(chapter, seed) for chapter in chapters for seed in args.seed]
+        return _execute(args, root, jobs, record=lambda results: None)
+    return _execute(args, root, [(c, None) for c in chapters],
+                    record=lambda results: reports.update_report(root, results))
+
+
+def _sweep(args, root) -> int:
+    chapters = resolve(root, args.chapters)
+    seeds = parse_seeds(args.seeds)
+    jobs = []
+    for chapter in chapters:
+        own = rules.book_seed(chapter)
+        jobs += [(chapter, seed) for seed in ([own] + [s for s in seeds if s != own])]
+    return _execute(args, root, jobs, record=lambda results: reports.update_sweep(root, results))
+
+
 def _list(args, root) -> int:
-    report_path = root / REPORT_JSON
-    report = json.loads(report_path.read_text()) if report_path.exists() else {"chapters": {}}
+    report = reports.load(root, reports.REPORT_JSON)
     for chapter in resolve(root, args.chapters):
         synced = "synced" if drift(chapter) is None else "NOT SYNCED"
         executed = ("executed" if synced == "synced" and execution_problem(chapter) is None
                     else "NOT EXECUTED")
         entry = report["chapters"].get(chapter.stem)
         last = "never run"
-        if entry:
+        if entry and entry.get("finished"):
             when = datetime.fromisoformat(entry["finished"]).strftime("%Y-%m-%d %H:%M UTC")
-            last = f"last run {when}: {entry['wall_s']:.1f} s, {entry['peak_mib']:.0f} MiB"
+            last = (f"last good run {when}: {entry['wall_s']:.1f} s, {entry['peak_mib']:.0f} MiB "
+                    f"[{reports.entry_status(chapter, entry)}]")
         print(f"{chapter.stem:28} {synced:10} {executed:12} {last}  {chapter.title()}")
     return 0
 
 
 def _check(args, root) -> int:
-    """Every invariant of the committed book, without executing anything."""
+    """Every rule of CONTRIBUTING.md, on the committed book, without executing anything."""
     chapters = resolve(root, args.chapters)
-    problems = []
-    report_path = root / REPORT_JSON
-    report = json.loads(report_path.read_text()) if report_path.exists() else {"chapters": {}}
-    for chapter in chapters:
-        problem = drift(chapter) or execution_problem(chapter)
-        if problem:
-            problems.append(problem)
-        entry = report["chapters"].get(chapter.stem)
-        if entry is None:
-            problems.append(f"{chapter.stem}: not in {REPORT_JSON} (run `dlbook run`)")
-        elif over_budget(entry):
-            problems.append(f"{chapter.stem}: over budget ({'; '.join(over_budget(entry))})")
+    run_report = reports.load(root, reports.REPORT_JSON)
+    sweep_report = reports.load(root, reports.SWEEP_JSON)
+    problems = [p for chapter in chapters for p in rules.problems(chapter, run_report, sweep_report)]
     for problem in problems:
         print(problem)
     if not problems:
-        print(f"{len(chapters)} chapter(s): in sync, executed, within budget")
+        print(f"{len(chapters)} chapter(s): in sync, executed, within budget, every rule holds, "
+              "seed sweep passed")
     return 1 if problems else 0
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _add_execution_options(command) -> None:
+    command.add_argument("-j", "--jobs", type=_positive(int), default=1,
+                         help="chapters run at once (default 1)")
+    command.add_argument("--threads", type=_positive(int), default=None,
+                         help="threads per kernel (default: CPUs / jobs)")
+    command.add_argument("--timeout", type=_positive(float), default=DEFAULT_CHAPTER_TIMEOUT,
+                         metavar="S", help="stop a chapter after S seconds "
+                         f"(default {DEFAULT_CHAPTER_TIMEOUT:.0f})")
+    command.add_argument("--cell-timeout", type=_positive(float), default=DEFAULT_CELL_TIMEOUT,
+                         metavar="S", help="stop a cell after S seconds "
+                         f"(default {DEFAULT_CELL_TIMEOUT:.0f})")
+    command.add_argument("--memory-limit", type=_positive(float), default=DEFAULT_MEMORY_LIMIT_MIB,
+                         metavar="MIB", help="stop a kernel above MIB MiB of memory "
+                         f"(default {DEFAULT_MEMORY_LIMIT_MIB:.0f})")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2, like every other dlbook error."""
+
+    def error(self, message):
+        raise DlbookError(message if self.prog == "dlbook" else f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dlbook", description="Build and check the executable deep-learning book."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="dlbook", description="Build and check the executable deep-learning book.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     names = {"nargs": "*", "metavar": "CHAPTER",
              "help": "chapter stem, number or slug (default: every chapter)"}
 
@@ -110,29 +177,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute notebooks; report time and memory")
     run.add_argument("chapters", **names)
-    run.add_argument("-j", "--jobs", type=int, default=1, help="chapters run at once (default 1)")
-    run.add_argument("--threads", type=int, default=None,
-                     help="threads per kernel (default: CPUs / jobs)")
+    _add_execution_options(run)
+    run.add_argument("--seed", type=_non_negative_int, action="append", metavar="N",
+                     help="run with DLBOOK_SEED=N instead, writing no notebook (repeatable)")
     run.set_defaults(handler=_run)
+
+    sweep = commands.add_parser("sweep", help="run chapters with several seeds; write the "
+                                "seed-sweep report")
+    sweep.add_argument("chapters", **names)
+    sweep.add_argument("--seeds", default=DEFAULT_SWEEP_SEEDS,
+                       help="seeds besides each chapter's own, e.g. 0-3 or 1,5,9 "
+                       f"(default {DEFAULT_SWEEP_SEEDS})")
+    _add_execution_options(sweep)
+    sweep.set_defaults(handler=_sweep)
 
     listing = commands.add_parser("list", help="chapters with title, status and last run")
     listing.add_argument("chapters", **names)
     listing.set_defaults(handler=_list)
 
-    check = commands.add_parser("check", help="sync, execution and budget invariants")
+    check = commands.add_parser("check", help="every chapter rule, without executing anything")
     check.add_argument("chapters", **names)
     check.set_defaults(handler=_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "jobs", 1) < 1:
-            raise DlbookError(f"--jobs must be at least 1, got {args.jobs}")
-        if getattr(args, "threads", None) is not None and args.threads < 1:
-            raise DlbookError(f"--threads must be at least 1, got {args.threads}")
+        args = build_parser().parse_args(argv)
         return args.handler(args, find_root())
     except DlbookError as error:
         print(f"dlbook: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from dlbook.engine.chapters import Chapter, DlbookError, build_notebook, fingerprint
+from dlbook.engine.chapters import UI_METADATA, Chapter, DlbookError, build_notebook, fingerprint
 
 
 class HandEditError(DlbookError):
@@ -126,6 +126,15 @@ def sync_chapter(chapter: Chapter, force: bool = False) -> SyncResult:
     return SyncResult(chapter, "updated" if previous else "created", kept, cleared)
 
 
+def _as_compared(notebook) -> str:
+    """The notebook's text without UI state (a collapsed output is not a difference)."""
+    copy = nbformat.from_dict(notebook)
+    for cell in copy.cells:
+        for key in UI_METADATA & set(cell.metadata):
+            del cell.metadata[key]
+    return nbformat.writes(copy)
+
+
 def drift(chapter: Chapter) -> str | None:
     """Why the notebook does not match its source, or None if `dlbook sync` would change nothing."""
     rel = chapter.notebook.relative_to(chapter.root)
@@ -139,7 +148,7 @@ def drift(chapter: Chapter) -> str | None:
     if edit is not None:
         return edit
     expected = expected_notebook(chapter, notebook)
-    if nbformat.writes(expected) != nbformat.writes(notebook):
+    if _as_compared(expected) != _as_compared(notebook):
         return f"{rel}: out of date with {chapter.source.relative_to(chapter.root)} (run `dlbook sync`)"
     return None
 

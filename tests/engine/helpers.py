@@ -43,3 +43,23 @@ TINY = chapter_text(
     code("assert double(2) == 4\nfrom dlbook.report import headline\nheadline(f'x is {x}')",
          ["tests"]),
 )
+
+# A chapter that follows every rule of CONTRIBUTING.md (dlbook check passes once it has run and
+# been swept). Its setup cell imports TensorFlow, so it costs a few seconds a run: use it only
+# where the rules themselves are tested.
+COMPLIANT = chapter_text(
+    "Some prose.",
+    code("# NBVAL_IGNORE_OUTPUT\nfrom dlbook import repro\n\nsetup = repro.setup(seed=42)\n"
+         "print(setup)\nSEED = setup.seed"),
+    code("import numpy as np\n\nvalues = np.random.default_rng(SEED).normal(size=1000)\n"
+         "assert abs(values.mean()) < 0.2"),
+    code("x = 21 * 2\nassert x == 42"),
+    code("assert values.std() > 0.8"),
+    code("def double(v):\n    ### BEGIN SOLUTION\n    return 2 * v\n    ### END SOLUTION",
+         ["solution"]),
+    code("assert double(2) == 4", ["tests"]),
+    code("def triple(v):\n    ### BEGIN SOLUTION\n    return 3 * v\n    ### END SOLUTION",
+         ["solution"]),
+    code("assert triple(2) == 6\nfrom dlbook.report import headline, measure\n"
+         "measure('mean', values.mean())\nheadline(f'x is {x}')", ["tests"]),
+)

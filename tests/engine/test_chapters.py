@@ -63,6 +63,8 @@ def test_root_outside_a_book_is_an_error(tmp_path):
         ("# Title\n\n```{code-cell} ipython3\nx = 1\n```\n", "missing the MyST front matter"),
         (FRONT_MATTER + "\n# T\n\n```{code-cell} ipython3\nx = 1\n",
          r"01_tiny.md:\d+: code cell is never closed"),
+        (FRONT_MATTER + "\n# T\n\n```{code-cell} ipython3\nx = 1\n\n```{code-cell} ipython3\ny = 2\n```\n",
+         r"01_tiny.md:14: code cell is not closed with ``` before the next code cell starts at line 17"),
         (chapter_text(code("x = 1"), title="No title here"), "first cell must be markdown"),
         (chapter_text(code("x = 1", ["solution"])), "needs ### BEGIN SOLUTION"),
         (chapter_text(code("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")), "not tagged 'solution'"),
@@ -111,3 +113,15 @@ def test_identical_cells_get_distinct_ids(book):
     (book / "chapters" / "01_tiny.md").write_text(chapter_text(code("x = 1"), code("x = 1")))
     ids = [c.id for c in build_notebook(resolve(book, ["1"])[0]).cells]
     assert len(set(ids)) == len(ids)
+
+
+def test_code_cells_are_located_in_their_source(book):
+    from dlbook.engine.chapters import source_location
+
+    (book / "chapters" / "01_tiny.md").write_text(chapter_text("Prose.", code("x = 1"), code("y = 2")))
+    chapter = resolve(book, ["1"])[0]
+    notebook = build_notebook(chapter)
+    lines = chapter.source.read_text().splitlines()
+    assert source_location(chapter, notebook, 2) == f"chapters/01_tiny.md:{lines.index('y = 2')}"
+    assert source_location(chapter, notebook, 0) is None  # a markdown cell
+    assert source_location(chapter, notebook, 99) is None

@@ -118,3 +118,22 @@ def test_written_notebooks_get_the_usual_file_mode(chapter):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(chapter.notebook.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("ui_state", [
+    {"jupyter": {"outputs_hidden": True}},
+    {"collapsed": True, "scrolled": True},
+    {"jupyter": {"source_hidden": True}, "execution": {"iopub.execute_input": "2026-01-01"}},
+])
+def test_ui_state_is_not_a_hand_edit(chapter, ui_state):
+    sync_chapter(chapter)
+    fake_run(chapter)
+    notebook = nbformat.read(chapter.notebook, as_version=4)
+    notebook.cells[1].metadata.update(ui_state)  # what JupyterLab saves after a collapse
+    nbformat.write(notebook, chapter.notebook)
+    assert drift(chapter) is None
+    assert execution_problem(chapter) is None
+    result = sync_chapter(chapter)
+    assert result.kept == 3
+    assert all(key not in nbformat.read(chapter.notebook, as_version=4).cells[1].metadata
+               for key in ui_state), "sync writes the notebook without the UI state"
