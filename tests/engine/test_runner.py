@@ -263,8 +263,8 @@ def test_ctrl_c_stops_the_run_cleanly(tmp_path):
     pid_file = tmp_path / "kernel.pid"
     root = make_book(tmp_path / "book", {
         "01_quick": TINY,
-        "02_slow": chapter_text(code(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                                     "time.sleep(60)")),
+        "02_slow": chapter_text(code(f"import os, time\nopen({str(pid_file)!r}, 'w')"
+                                     ".write(str(os.getpid()))\ntime.sleep(60)")),
         "03_queued": TINY,
     })
     for chapter in resolve(root, []):
