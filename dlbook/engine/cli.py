@@ -211,3 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except BrokenPipeError:  # `dlbook list | head`: the reader has gone, nothing more to say
+        sys.stderr.close()
+        return 0
