@@ -107,17 +107,19 @@ def format_report(root: Path, report: dict) -> str:
         f"Measured by `dlbook run` on {machine.get('cpus')} CPUs ({machine.get('cpu', 'unknown')}), "
         f"{machine.get('memory_gib')} GiB, "
         f"Python {machine.get('python')}; budget {BUDGET_SECONDS:.0f} s and {BUDGET_MIB:.0f} MiB "
-        "per chapter. Status: ok; FAILED (the last run failed, the numbers are the last good "
-        "run's); stale (the chapter changed since it ran).", "",
-        "| chapter | status | wall s | peak MiB | budget | headline |",
-        "|---|---|---|---|---|---|",
+        "per chapter; CPU s is the kernel's user + system time (two threads can make it exceed wall "
+        "time; unlike wall time it barely changes on a loaded machine). Status: ok; FAILED (the "
+        "last run failed, the numbers are the last good run's); stale (the chapter changed since "
+        "it ran).", "",
+        "| chapter | status | wall s | CPU s | peak MiB | budget | headline |",
+        "|---|---|---|---|---|---|---|",
     ]
     chapters = {c.stem: c for c in all_chapters(root)}
     for stem, entry in report["chapters"].items():
         status = entry_status(chapters[stem], entry) if stem in chapters else "missing"
         budget = "; ".join(over_budget(entry)) or "ok"
-        lines.append(f"| {stem} | {status} | {entry['wall_s']:.1f} | {entry['peak_mib']:.0f} | "
-                     f"{budget} | {entry.get('headline', '')} |")
+        lines.append(f"| {stem} | {status} | {entry['wall_s']:.1f} | {entry.get('cpu_s', 0):.0f} | "
+                     f"{entry['peak_mib']:.0f} | {budget} | {entry.get('headline', '')} |")
     total = sum(e["wall_s"] for e in report["chapters"].values())
     lines += ["", f"Total: {len(report['chapters'])} chapters, {total:.0f} s run one at a time."]
     return "\n".join(lines)
@@ -125,13 +127,13 @@ def format_report(root: Path, report: dict) -> str:
 
 def format_results(results: list[RunResult], elapsed_s: float) -> str:
     """The table printed after a run: only the jobs that ran now, and a total line."""
-    header = ["chapter", "seed", "status", "wall s", "peak MiB", "budget", "headline"]
+    header = ["chapter", "seed", "status", "wall s", "CPU s", "peak MiB", "budget", "headline"]
     rows = []
     for result in results:
         entry = {"wall_s": result.wall_s, "peak_mib": result.peak_mib}
         rows.append([result.chapter, "book" if result.seed is None else str(result.seed),
                      "ok" if result.ok else "FAILED", f"{result.wall_s:.1f}",
-                     f"{result.peak_mib:.0f}", "; ".join(over_budget(entry)) or "ok",
+                     f"{result.cpu_s:.0f}", f"{result.peak_mib:.0f}", "; ".join(over_budget(entry)) or "ok",
                      result.headline if result.ok else result.error])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)) + "  " + header[-1]]
@@ -164,7 +166,7 @@ def update_sweep(root: Path, results: list[RunResult]) -> dict:
             entries[result.chapter] = entry
         entry["title"] = result.title
         entry["seeds"][str(result.seed)] = {
-            "ok": result.ok, "wall_s": result.wall_s, "peak_mib": result.peak_mib,
+            "ok": result.ok, "wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_mib": result.peak_mib,
             "error": result.error, "finished": result.finished, "measures": result.measures,
         }
     existing = {c.stem for c in all_chapters(root)}

@@ -75,6 +75,7 @@ class RunResult:
     error: str
     finished: str  # UTC ISO time
     seed: int | None = None  # None: the book's own run, which writes the notebook
+    cpu_s: float = 0.0  # CPU seconds the kernel used: unlike wall time, barely changed by load
     code: str = ""  # fingerprint of the code that ran
     measures: dict[str, float] = field(default_factory=dict)
 
@@ -105,6 +106,7 @@ class PeakMemory:
         self.limit_bytes = limit_bytes
         self.on_limit = on_limit
         self.limit_hit = False
+        self.cpu_seconds = 0.0  # user + system time of the kernel and its children, so far
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -112,6 +114,8 @@ class PeakMemory:
         try:
             rss = self.process.memory_info().rss
             self.peak_bytes = max(self.peak_bytes, rss, _high_water_mark(self.process.pid))
+            times = self.process.cpu_times()
+            self.cpu_seconds = times.user + times.system + times.children_user + times.children_system
         except psutil.Error:  # the kernel has exited; the last sample stands
             return
         if self.limit_bytes and rss > self.limit_bytes and not self.limit_hit:
@@ -287,7 +291,7 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
         current["index"] = cell_index
 
     def on_cell_complete(cell, cell_index):
-        memory["kernel"].sample()
+        memory["kernel"].sample()  # also the CPU time, which cannot be read once the kernel exits
 
     def stop(reason: str) -> None:
         if not watch.reason:
@@ -359,7 +363,7 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
     return RunResult(
         chapter.stem, chapter.title(), True, round(wall, 1),
         round(memory["kernel"].peak_bytes / 2**20, 0), find_headline(notebook), "", _now(),
-        seed, code, measures,
+        seed, round(memory["kernel"].cpu_seconds, 1), code, measures,
     )
 
 
@@ -379,7 +383,7 @@ def _failed(chapter: Chapter, seed: int | None, error: str, wall: float = 0.0, p
             code: str = "") -> RunResult:
     return RunResult(
         chapter.stem, chapter.title(), False, round(wall, 1), round(peak / 2**20, 0), "", error,
-        _now(), seed, code,
+        _now(), seed, code=code,
     )
 
 

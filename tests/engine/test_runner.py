@@ -58,6 +58,7 @@ def test_a_chapter_runs_and_reports_time_memory_and_headline(book):
     assert result.headline == "x is 42"
     assert 0 < result.wall_s < 60
     assert 20 < result.peak_mib < 2048  # a Python kernel's resident memory
+    assert 0 < result.cpu_s < result.wall_s + 5
     notebook = nbformat.read(chapter.notebook, as_version=4)
     assert [c.execution_count for c in notebook.cells if c.cell_type == "code"] == [1, 2, 3]
     assert notebook.cells[1].outputs[0].text == "42\n"
