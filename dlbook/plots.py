@@ -44,8 +44,13 @@ def plot_history(history, metrics: Sequence[str] = ("loss",), title: str = "Trai
 
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str], title: str = "Confusion matrix",
-                          normalise: bool = False) -> Figure:
-    """A confusion matrix (rows: true class, columns: predicted class) with counts in the cells."""
+                          normalise: bool = False, counted: str = "examples") -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted class) with counts in the cells.
+
+    ``counted`` names what the cells count (``"customers"``, ``"digits"``): the colour bar's label.
+    With ``normalise=True`` each row is divided by its total, and the bar reads "fraction of true
+    class".
+    """
     matrix = np.asarray(matrix)
     k = len(class_names)
     if matrix.shape != (k, k):
@@ -53,7 +58,7 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], title: str = "Conf
     shown = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1) if normalise else matrix
     fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 1.5))
     image = ax.imshow(shown, cmap="Blues")
-    fig.colorbar(image, ax=ax, label="fraction of true class" if normalise else "customers")
+    fig.colorbar(image, ax=ax, label="fraction of true class" if normalise else counted)
     for (row, col), value in np.ndenumerate(shown):
         text = f"{value:.2f}" if normalise else f"{int(value)}"
         dark = value > shown.max() / 2

@@ -37,8 +37,12 @@ def test_confusion_matrix_shows_counts():
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
         "CM", "predicted class", "true class")
     assert sorted(t.get_text() for t in ax.texts) == ["3", "40", "50", "7"]
+    assert fig.axes[1].get_ylabel() == "examples"  # the colour bar says what is counted
+    customers = plot_confusion_matrix([[50, 3], [7, 40]], ["stays", "churns"], counted="customers")
+    assert customers.axes[1].get_ylabel() == "customers"
     normalised = plot_confusion_matrix([[50, 50], [0, 10]], ["a", "b"], normalise=True)
     assert "0.50" in [t.get_text() for t in normalised.axes[0].texts]
+    assert normalised.axes[1].get_ylabel() == "fraction of true class"
     with pytest.raises(ValueError, match="must be 3×3 for 3 class names"):
         plot_confusion_matrix(np.eye(2), ["a", "b", "c"])
 
