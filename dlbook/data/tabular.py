@@ -87,9 +87,37 @@ CHURN_EFFECTS = {
 
 @dataclass(frozen=True)
 class ChurnData:
-    frame: pd.DataFrame  # raw, dirty, one row per customer, label in column "churned"
-    true_probability: np.ndarray  # the churn probability the label was drawn from
+    frame: pd.DataFrame  # raw, dirty, one row per customer, the *recorded* label in "churned"
+    true_probability: np.ndarray  # the churn probability the outcome was drawn from
     effects: dict[str, float]  # the true model, on the logit scale
+    outcome: np.ndarray  # what really happened (1: churned); equals frame["churned"] unless biased
+
+
+def churn_probability(customers: pd.DataFrame) -> np.ndarray:
+    """The true churn probability of each customer under :data:`CHURN_EFFECTS`.
+
+    ``customers`` has the loader's columns with *clean* values: canonical ``contract`` and
+    ``payment_method`` names (the keys of ``CONTRACT_SPELLINGS`` and ``PAYMENT_SPELLINGS``), known
+    ``monthly_charges``, and ``satisfaction`` NaN where the survey was not answered. This is the
+    probability the loader draws each outcome from, so a chapter can ask what the truth says about
+    a customer the model scores. Taught in chapter 1.
+    """
+    required = ["contract", "tenure_months", "monthly_charges", "support_calls", "payment_method",
+                "senior_citizen", "satisfaction"]
+    missing = [column for column in required if column not in customers]
+    if missing:
+        raise ValueError(f"customers lacks the columns {missing}")
+    for column, spellings in [("contract", CONTRACT_SPELLINGS),
+                              ("payment_method", PAYMENT_SPELLINGS)]:
+        unknown = sorted(set(customers[column]) - set(spellings))
+        if unknown:
+            raise ValueError(f"{column} must hold canonical values {sorted(spellings)}, "
+                             f"got {unknown}")
+    if customers["monthly_charges"].isna().any():
+        raise ValueError("monthly_charges must be known for every customer (the true model uses it)")
+    columns = [customers[column].to_numpy() for column in required[:-1]]
+    logit = _true_logit(*columns, customers["satisfaction"].to_numpy(dtype=float))
+    return 1 / (1 + np.exp(-logit))
 
 
 def _true_logit(contract, tenure, charges, calls, payment, senior, satisfaction) -> np.ndarray:
@@ -110,7 +138,8 @@ def _true_logit(contract, tenure, charges, calls, payment, senior, satisfaction)
     )
 
 
-def load_synthetic_churn(n_customers: int = 6000, seed: int = 7) -> ChurnData:
+def load_synthetic_churn(n_customers: int = 6000, seed: int = 7,
+                         senior_cancellations_recorded: float = 1.0) -> ChurnData:
     """A **synthetic** customer-churn table whose true churn model is known.
 
     How it is generated (all draws from ``numpy.random.default_rng(seed)``):
@@ -129,10 +158,23 @@ def load_synthetic_churn(n_customers: int = 6000, seed: int = 7) -> ChurnData:
 
     To teach cleaning, ~8% of ``contract`` and ``payment_method`` values use other spellings of
     the same category (``"M2M"``, ``"1 year"``, ``"e-check"`` …), and ~2% of ``monthly_charges``
-    are missing (NaN) at random. Churners are the minority (about 1 in 5). Taught in chapter 1.
+    are missing (NaN) at random. Churners are the minority (about 1 in 5).
+
+    **A documented label bias** (for chapter 1's fairness section), off by default:
+    ``senior_cancellations_recorded`` is the fraction of senior citizens' cancellations that the
+    records show as churn. Below 1, each churning senior is recorded as ``churned = 0`` with
+    probability ``1 - senior_cancellations_recorded``, independently of everything else — the story:
+    seniors more often cancel in a shop, whose till files a cancellation as a plan change. Only the
+    recorded label changes: the features, :attr:`ChurnData.true_probability` and
+    :attr:`ChurnData.outcome` (what really happened) are those of the unbiased table with the same
+    ``seed`` and ``n_customers``, which is the default table, bit for bit. Taught in chapter 1.
     """
-    if not isinstance(n_customers, int) or n_customers < 100:
+    if not isinstance(n_customers, int) or isinstance(n_customers, bool) or n_customers < 100:
         raise ValueError(f"n_customers must be an int of at least 100, got {n_customers!r}")
+    recorded = senior_cancellations_recorded
+    if isinstance(recorded, bool) or not isinstance(recorded, int | float) or not 0 <= recorded <= 1:
+        raise ValueError("senior_cancellations_recorded must be a number in [0, 1], got "
+                         f"{senior_cancellations_recorded!r}")
     rng = np.random.default_rng(seed)
     n = n_customers
     tenure = np.minimum(72, 1 + rng.exponential(22, n)).astype(int)
@@ -173,4 +215,7 @@ def load_synthetic_churn(n_customers: int = 6000, seed: int = 7) -> ChurnData:
             "churned": churned,
         }
     )
-    return ChurnData(frame, probability, dict(CHURN_EFFECTS))
+    # Drawn last, and always, so that the rest of the table is the same whatever the bias.
+    unrecorded = (senior == 1) & (churned == 1) & (rng.random(n) >= recorded)
+    frame["churned"] = np.where(unrecorded, 0, churned)
+    return ChurnData(frame, probability, dict(CHURN_EFFECTS), churned)
