@@ -16,11 +16,13 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
+from scipy.special import erf as _erf  # NumPy has no erf; SciPy's is vectorised and exact
 
 ArrayFunction = Callable[[np.ndarray], np.ndarray]
 
-# math.erf is exact to double precision; NumPy has no erf of its own.
-_erf = np.vectorize(math.erf, otypes=[float])
+# SELU's two constants (Klambauer et al., 2017), to the precision Keras uses.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _as_float_array(x) -> np.ndarray:
@@ -85,8 +87,9 @@ def relu_derivative(x) -> np.ndarray:
 def leaky_relu(x, negative_slope: float = 0.2) -> np.ndarray:
     """``x`` for ``x > 0``, ``negative_slope * x`` otherwise. Taught in chapter 3.
 
-    The default slope, 0.2, is Keras' (``keras.activations.leaky_relu``); the paper that
-    introduced the function (Maas et al., 2013) and PyTorch use 0.01.
+    The default slope, 0.2, is that of Keras' *function* ``keras.activations.leaky_relu`` (and of
+    ``activation="leaky_relu"``); Keras' *layer* ``keras.layers.LeakyReLU`` defaults to 0.3, and the
+    paper that introduced the function (Maas et al., 2013) and PyTorch use 0.01.
     """
     _check_non_negative("negative_slope", negative_slope)
     x = _as_float_array(x)
@@ -115,6 +118,39 @@ def elu_derivative(x, alpha: float = 1.0) -> np.ndarray:
     _check_non_negative("alpha", alpha)
     x = _as_float_array(x)
     return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0))).astype(x.dtype)
+
+
+def selu(x) -> np.ndarray:
+    r"""The scaled ELU :math:`\lambda\,\mathrm{elu}_\alpha(x)` with SELU's fixed constants.
+
+    :math:`\lambda \approx 1.0507` and :math:`\alpha \approx 1.6733` are chosen so that, with
+    LeCun-normal weights (variance 1/fan-in), activations with mean 0 and variance 1 keep them layer
+    after layer (Klambauer et al., 2017, "self-normalising networks"). Taught in chapter 3.
+    """
+    return (SELU_SCALE * elu(x, alpha=SELU_ALPHA)).astype(_as_float_array(x).dtype, copy=False)
+
+
+def selu_derivative(x) -> np.ndarray:
+    r""":math:`\lambda` where ``x > 0``, else :math:`\lambda\alpha e^{x}`. Taught in chapter 3."""
+    return (SELU_SCALE * elu_derivative(x, alpha=SELU_ALPHA)).astype(_as_float_array(x).dtype,
+                                                                      copy=False)
+
+
+def silu(x) -> np.ndarray:
+    r"""The sigmoid-weighted linear unit, or swish: :math:`x\,\sigma(x)`.
+
+    Like GELU a smooth, non-monotonic ReLU (its minimum is about -0.278, at x about -1.28); used in
+    EfficientNet and, inside SwiGLU, in most recent language models. Taught in chapter 3.
+    """
+    x = _as_float_array(x)
+    return (x * sigmoid(x)).astype(x.dtype, copy=False)
+
+
+def silu_derivative(x) -> np.ndarray:
+    r""":math:`\sigma(x)\,(1 + x\,(1 - \sigma(x)))`. Taught in chapter 3."""
+    x = _as_float_array(x)
+    s = sigmoid(x)
+    return (s * (1 + x * (1 - s))).astype(x.dtype, copy=False)
 
 
 def gelu(x) -> np.ndarray:
@@ -164,6 +200,17 @@ def softmax(z, axis: int = -1) -> np.ndarray:
     return exps / exps.sum(axis=axis, keepdims=True)
 
 
+def softmax_jacobian(z) -> np.ndarray:
+    r"""The Jacobian of the softmax of each vector of logits: :math:`\partial p_i / \partial z_j`.
+
+    For logits of shape ``(..., K)`` it returns ``(..., K, K)`` with entries
+    :math:`p_i(\delta_{ij} - p_j)`, i.e. :math:`\operatorname{diag}(p) - p\,p^\top`: each row sums
+    to 0, because adding a constant to every logit leaves the softmax unchanged. Taught in chapter 3.
+    """
+    p = softmax(z, axis=-1)
+    return p[..., :, None] * (np.eye(p.shape[-1]) - p[..., None, :])
+
+
 def _check_axis(z: np.ndarray, axis: int) -> None:
     if z.ndim == 0:
         raise ValueError("z must have at least one dimension (a vector of logits), got a scalar")
@@ -209,5 +256,13 @@ ACTIVATIONS: dict[str, tuple[ArrayFunction, ArrayFunction]] = {
     "leaky_relu": (leaky_relu, leaky_relu_derivative),
     "elu": (elu, elu_derivative),
     "gelu": (gelu, gelu_derivative),
+    "silu": (silu, silu_derivative),
+    "selu": (selu, selu_derivative),
 }
 """Name -> ``(function, derivative)`` for every elementwise activation here. Taught in chapter 3."""
+
+DISPLAY_NAMES: dict[str, str] = {
+    "sigmoid": "sigmoid", "tanh": "tanh", "relu": "ReLU", "leaky_relu": "leaky ReLU (slope 0.2)",
+    "elu": "ELU", "gelu": "GELU", "silu": "SiLU (swish)", "selu": "SELU",
+}
+"""Name -> how a figure or a table writes it. Taught in chapter 3."""

@@ -104,6 +104,46 @@ def test_softmax_is_shift_invariant():
     np.testing.assert_allclose(act.softmax(z)[1], [1 / 3] * 3)
 
 
+def test_softmax_jacobian_matches_gradient_tape_and_its_rows_sum_to_zero():
+    tf = pytest.importorskip("tensorflow")
+    z = np.random.default_rng(2).normal(scale=2.0, size=(3, 5))
+    jacobian = act.softmax_jacobian(z)
+    assert jacobian.shape == (3, 5, 5)
+    variable = tf.constant(z)
+    with tf.GradientTape() as tape:
+        tape.watch(variable)
+        p = tf.nn.softmax(variable, axis=-1)
+    expected = tape.batch_jacobian(p, variable).numpy()  # [example, output i, input j]
+    np.testing.assert_allclose(jacobian, expected, atol=1e-12)
+    np.testing.assert_allclose(jacobian.sum(axis=-1), 0.0, atol=1e-15)
+    # p_i (delta_ij - p_j) at equal logits: 1/K - 1/K^2 on the diagonal, -1/K^2 off it
+    np.testing.assert_allclose(act.softmax_jacobian(np.zeros(4)),
+                               np.eye(4) / 4 - np.full((4, 4), 1 / 16))
+    # softmax then cross-entropy: the vector-Jacobian product with -y/p is p - y
+    y = np.eye(5)[[0, 3, 4]]
+    p = act.softmax(z)
+    np.testing.assert_allclose(np.einsum("ni,nij->nj", -y / p, jacobian), p - y, atol=1e-12)
+
+
+def test_silu_and_selu_values():
+    np.testing.assert_allclose(act.silu(np.array([0.0, 2.0])), [0.0, 2 / (1 + np.exp(-2.0))])
+    x = np.linspace(-3, 0, 30001)
+    assert act.silu(x).min() == pytest.approx(-0.2785, abs=1e-4)  # non-monotonic below ~ -1.28
+    assert x[np.argmin(act.silu(x))] == pytest.approx(-1.2785, abs=1e-3)
+    assert act.selu_derivative(1.0) == pytest.approx(act.SELU_SCALE)
+    assert act.selu(-1e3) == pytest.approx(-act.SELU_SCALE * act.SELU_ALPHA)
+    # self-normalising: with LeCun-normal weights a SELU layer keeps mean 0 and variance 1
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(4000, 200))
+    for _ in range(10):
+        h = act.selu(h @ rng.normal(scale=np.sqrt(1 / 200), size=(200, 200)))
+    assert abs(h.mean()) < 0.1 and abs(h.var() - 1) < 0.15
+
+
+def test_every_activation_has_a_display_name():
+    assert set(act.DISPLAY_NAMES) == set(act.ACTIVATIONS)
+
+
 def test_numerical_derivative_of_a_cubic():
     x = np.array([-2.0, 0.5, 3.0])
     np.testing.assert_allclose(act.numerical_derivative(lambda v: v**3, x), 3 * x**2, rtol=1e-9)
