@@ -110,6 +110,13 @@ def _check_binary_data(X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y.astype(np.float64)
 
 
+def _check_epochs_and_lr(epochs, lr) -> None:
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+
+
 def perceptron_predict(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
     """The labels (ints, 0 or 1) a perceptron with weights ``w`` and bias ``b`` gives rows of ``X``.
 
@@ -129,10 +136,7 @@ def perceptron_train(X: np.ndarray, y: np.ndarray, epochs: int = 20,
     there; on data that no line separates (XOR) it never does. Taught in chapter 2.
     """
     X, y = _check_binary_data(X, y)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    _check_epochs_and_lr(epochs, lr)
     w = np.zeros(X.shape[1])
     b = 0.0
     errors_per_epoch = []
@@ -318,21 +322,23 @@ class MLP:
 
     def fit(self, X: np.ndarray, y: np.ndarray, epochs: int, lr: float,
             batch_size: int | None = None, seed: int = 0,
-            validation_data: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, list[float]]:
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            shuffle: bool = True) -> dict[str, list[float]]:
         """Mini-batch stochastic gradient descent; returns the history of each epoch.
 
-        Each epoch shuffles the samples (``numpy.random.default_rng(seed)``), splits them into
-        batches of ``batch_size`` (``None``: the whole set, i.e. full-batch gradient descent) and
-        takes one :meth:`step` per batch. After each epoch the history records ``loss`` and
-        ``accuracy`` on the whole training set, and ``val_loss`` and ``val_accuracy`` if
-        ``validation_data=(X_val, y_val)`` is given — the same keys as a Keras ``History``.
+        Each epoch shuffles the samples (``numpy.random.default_rng(seed)``; with
+        ``shuffle=False`` they keep their order, as in Keras's ``fit(shuffle=False)``), splits
+        them into batches of ``batch_size`` (``None``: the whole set, i.e. full-batch gradient
+        descent) and takes one :meth:`step` per batch. After each epoch the history records
+        ``loss`` and ``accuracy`` on the whole training set, and ``val_loss`` and
+        ``val_accuracy`` if ``validation_data=(X_val, y_val)`` is given — the same keys as a
+        Keras ``History``.
         """
         X = self._check_X(X)
         y = self._check_y(y, len(X))
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
+        _check_epochs_and_lr(epochs, lr)
+        if not isinstance(shuffle, bool):
+            raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
         if batch_size is None:
             batch_size = len(X)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -348,7 +354,7 @@ class MLP:
         }
         rng = np.random.default_rng(seed)
         for _ in range(epochs):
-            order = rng.permutation(len(X))
+            order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
             for start in range(0, len(X), batch_size):
                 batch = order[start:start + batch_size]
                 _, grads = self.loss_and_gradients(X[batch], y[batch])

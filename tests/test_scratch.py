@@ -238,6 +238,7 @@ def test_gradients_match_central_finite_differences(sizes, activation):
 
 
 def test_gradients_match_tf_gradient_tape():
+    import keras
     import tensorflow as tf
 
     X, y = small_problem(n=30)
@@ -245,7 +246,7 @@ def test_gradients_match_tf_gradient_tape():
     twin = keras_twin(model)
     with tf.GradientTape() as tape:
         probs = twin(tf.constant(X), training=True)
-        loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, probs))
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
     tape_grads = tape.gradient(loss, twin.trainable_variables)
     _, grads = model.loss_and_gradients(X, y)
     for ours, theirs in zip(model.keras_weights(), tape_grads, strict=True):
@@ -327,9 +328,38 @@ def test_fit_is_reproducible_and_records_validation():
     assert runs[0]["loss"][-1] < runs[0]["loss"][0]
 
 
+def test_fit_without_shuffling_takes_the_batches_in_order():
+    X, y = small_problem(n=10)
+    fitted, by_hand = MLP([4, 5, 3], seed=2), MLP([4, 5, 3], seed=2)
+    fitted.fit(X, y, epochs=2, lr=0.3, batch_size=4, shuffle=False)
+    for _ in range(2):
+        for start in (0, 4, 8):
+            by_hand.step(by_hand.loss_and_gradients(X[start:start + 4], y[start:start + 4])[1], 0.3)
+    for key in fitted.params:
+        np.testing.assert_array_equal(fitted.params[key], by_hand.params[key])
+    shuffled = MLP([4, 5, 3], seed=2)
+    shuffled.fit(X, y, epochs=2, lr=0.3, batch_size=4, seed=0)
+    assert not np.array_equal(shuffled.params["W1"], fitted.params["W1"])
+
+
+def test_one_epoch_matches_keras_sgd_in_the_same_batch_order():
+    import keras
+
+    X, y = small_problem(n=48, n_features=6, n_classes=4)
+    model = MLP([6, 7, 4], activation="relu", seed=5)
+    twin = keras_twin(model)
+    twin.compile(optimizer=keras.optimizers.SGD(learning_rate=0.2),
+                 loss="sparse_categorical_crossentropy")
+    twin.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    model.fit(X, y, epochs=1, lr=0.2, batch_size=16, shuffle=False)
+    for ours, theirs in zip(model.keras_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)  # lr is a float32
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        ({"epochs": 1, "lr": 0.1, "shuffle": "no"}, "shuffle must be True or False"),
         ({"epochs": 0, "lr": 0.1}, "epochs must be a positive int"),
         ({"epochs": 1, "lr": 0.0}, "lr must be positive"),
         ({"epochs": 1, "lr": 0.1, "batch_size": 0}, "batch_size must be a positive int or None"),
