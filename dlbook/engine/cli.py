@@ -19,6 +19,7 @@ from dlbook.engine.runner import (
     DEFAULT_MEMORY_LIMIT_MIB,
     INTERRUPTED_EXIT,
     Limits,
+    chapter_job,
     parse_seeds,
     run_jobs,
 )
@@ -76,9 +77,9 @@ def _execute(args, root, jobs, record) -> int:
 def _run(args, root) -> int:
     chapters = resolve(root, args.chapters)
     if args.seed:
-        jobs = [(chapter, seed) for chapter in chapters for seed in args.seed]
+        jobs = [chapter_job(chapter, seed) for chapter in chapters for seed in args.seed]
         return _execute(args, root, jobs, record=lambda results: None)
-    return _execute(args, root, [(c, None) for c in chapters],
+    return _execute(args, root, [chapter_job(c) for c in chapters],
                     record=lambda results: reports.update_report(root, results))
 
 
@@ -88,7 +89,7 @@ def _sweep(args, root) -> int:
     jobs = []
     for chapter in chapters:
         own = rules.book_seed(chapter)
-        jobs += [(chapter, seed) for seed in ([own] + [s for s in seeds if s != own])]
+        jobs += [chapter_job(chapter, seed) for seed in ([own] + [s for s in seeds if s != own])]
     return _execute(args, root, jobs, record=lambda results: reports.update_sweep(root, results))
 
 

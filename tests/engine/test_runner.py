@@ -17,6 +17,7 @@ from dlbook.engine.runner import (
     Limits,
     _describe_failure,
     _Watch,
+    chapter_job,
     coalesce_streams,
     find_headline,
     parse_seeds,
@@ -183,7 +184,7 @@ def test_coalescing_keeps_other_outputs_in_place():
 def test_a_seed_run_sets_the_seed_records_measures_and_writes_nothing(book, monkeypatch):
     chapter = resolve(book, ["4"])[0]
     before = chapter.notebook.read_bytes()
-    outcome = run_jobs([(chapter, 5), (chapter, 9)])
+    outcome = run_jobs([chapter_job(chapter, 5), chapter_job(chapter, 9)])
     assert [(r.seed, r.ok, r.measures) for r in outcome.results] == [
         (5, True, {"seed value": 5.0}), (9, True, {"seed value": 9.0})]
     assert chapter.notebook.read_bytes() == before
