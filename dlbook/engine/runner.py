@@ -14,6 +14,7 @@ running kernels are stopped, finished results are kept.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import platform
 import queue
@@ -310,6 +311,8 @@ def execute(notebook, workdir: Path, env: dict[str, str], limits: Limits, kernel
             watch.reason, watch.cell = reason, current["index"]
             _stop_kernel()
 
+    quiet = logging.getLogger("dlbook.execute")  # nbclient logs every timeout it handles itself
+    quiet.propagate, quiet.disabled = False, allow_errors
     client = NotebookClient(
         notebook,
         timeout=max(1, int(limits.cell_s)),
@@ -317,6 +320,7 @@ def execute(notebook, workdir: Path, env: dict[str, str], limits: Limits, kernel
         record_timing=False,
         allow_errors=allow_errors,
         interrupt_on_timeout=allow_errors,
+        log=quiet,
         resources={"metadata": {"path": str(workdir)}},
         on_cell_start=on_cell_start,
         on_cell_complete=on_cell_complete,
