@@ -16,6 +16,7 @@ from pathlib import Path
 from dlbook.engine import assign, grade, reports, rules
 from dlbook.engine.chapters import DlbookError, find_root, resolve
 from dlbook.engine.runner import (
+    BOOK_THREADS,
     DEFAULT_CELL_TIMEOUT,
     DEFAULT_CHAPTER_TIMEOUT,
     DEFAULT_MEMORY_LIMIT_MIB,
@@ -78,6 +79,9 @@ def _execute(args, root, jobs, record) -> int:
 
 def _run(args, root) -> int:
     chapters = resolve(root, args.chapters)
+    if not args.seed and args.threads not in (None, BOOK_THREADS):
+        raise DlbookError(f"the book's outputs are made, and compared by nbval, with {BOOK_THREADS} "
+                          "threads per kernel; --threads applies to --seed runs only")
     if args.seed:
         jobs = [chapter_job(chapter, seed) for chapter in chapters for seed in args.seed]
         return _execute(args, root, jobs, record=lambda results: None)
@@ -179,7 +183,8 @@ def _add_execution_options(command, memory_mib: float = DEFAULT_MEMORY_LIMIT_MIB
     command.add_argument("-j", "--jobs", type=_positive(int), default=1,
                          help="chapters run at once (default 1)")
     command.add_argument("--threads", type=_positive(int), default=None,
-                         help="threads per kernel (default: CPUs / jobs)")
+                         help=f"threads per kernel for seed runs and grading (default "
+                         f"{BOOK_THREADS}; the book's own run always uses {BOOK_THREADS})")
     command.add_argument("--timeout", type=_positive(float), default=DEFAULT_CHAPTER_TIMEOUT,
                          metavar="S", help="stop a chapter after S seconds "
                          f"(default {DEFAULT_CHAPTER_TIMEOUT:.0f})")

@@ -50,6 +50,10 @@ THREAD_VARIABLES = (
     "TF_NUM_INTEROP_THREADS",
 )
 INTERRUPTED_EXIT = 130
+# Threads per kernel for the book's own run and for nbval. Summation order, and so the last digits
+# of a training result, depends on the thread count, so the stored outputs are made, and compared,
+# with this one value whatever the machine or the number of parallel jobs.
+BOOK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -359,10 +363,11 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
     """Execute one chapter in a fresh kernel.
 
     Without ``seed`` this is the book's own run: the notebook is written back only if every cell
-    ran. With ``seed`` the kernel runs with ``DLBOOK_SEED=seed`` and nothing is written.
+    ran, and the kernel always has :data:`BOOK_THREADS` threads. With ``seed`` the kernel runs with
+    ``DLBOOK_SEED=seed`` (and ``threads``, default :data:`BOOK_THREADS`) and nothing is written.
     """
     limits = limits or Limits()
-    threads = threads or os.cpu_count() or 1
+    threads = BOOK_THREADS if seed is None else (threads or BOOK_THREADS)
     problem = drift(chapter)
     if problem is not None:
         return _failed(chapter, seed, f"{problem}; refusing to run a notebook that is not in sync")
@@ -476,13 +481,15 @@ def run_jobs(jobs: list[Job], parallel: int = 1, threads: int | None = None,
              limits: Limits | None = None, on_result=None) -> RunOutcome:
     """Run jobs, ``parallel`` at a time, each in a fresh worker; results come back in job order.
 
+    ``threads`` bounds each kernel's threads (default :data:`BOOK_THREADS`; the book's own run of a
+    chapter always uses that).
+
     Ctrl-C (``KeyboardInterrupt``) stops the batch: jobs not yet started are not run, running
     workers stop their kernels and write nothing; the outcome lists what finished and what did not.
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"jobs must be at least 1, got {parallel}")
-    cpus = os.cpu_count() or 1
-    threads = threads if threads is not None else max(1, cpus // parallel)
+    threads = threads if threads is not None else BOOK_THREADS
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     limits = limits or Limits()

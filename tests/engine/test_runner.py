@@ -200,7 +200,7 @@ def test_a_chapter_out_of_sync_is_not_run(book):
 
 
 def test_chapters_run_in_parallel_and_results_keep_their_order(book):
-    results = run_chapters(resolve(book, ["1", "2"]), jobs=2, threads=1).results
+    results = run_chapters(resolve(book, ["1", "2"]), jobs=2).results
     assert [(r.chapter, r.ok) for r in results] == [("01_tiny", True), ("02_fails", False)]
 
 
@@ -293,3 +293,12 @@ def test_ctrl_c_stops_the_run_cleanly(tmp_path):
     assert after["03_queued.ipynb"] == before["03_queued.ipynb"]
     report = json.loads((root / "reports" / "run_report.json").read_text())
     assert list(report["chapters"]) == ["01_quick"] and report["chapters"]["01_quick"]["status"] == "ok"
+
+
+def test_the_book_run_always_uses_the_book_thread_count(book):
+    chapter = resolve(book, ["4"])[0]
+    chapter.source.write_text(chapter_text(code("import os\nprint(os.environ['TF_NUM_INTRAOP_THREADS'])")))
+    sync_chapter(chapter)
+    assert run_chapters([chapter], jobs=2, threads=1).results[0].ok
+    [cell] = [c for c in nbformat.read(chapter.notebook, as_version=4).cells if c.cell_type == "code"]
+    assert cell.outputs[0].text == "2\n"  # the stored outputs are made with BOOK_THREADS threads
