@@ -1,4 +1,5 @@
-"""The ``dlbook`` command: ``sync``, ``run``, ``sweep``, ``list``, ``check``, ``assign``, ``grade``.
+"""The ``dlbook`` command: ``sync``, ``run``, ``sweep``, ``list``, ``check``, ``assign``, ``grade``,
+``html``.
 
 Errors a person can act on are one line on stderr and exit code 2; a failed chapter is exit code 1;
 Ctrl-C is exit code 130, after saying what finished.
@@ -26,7 +27,7 @@ from dlbook.engine.runner import (
     parse_seeds,
     run_jobs,
 )
-from dlbook.engine.sync import drift, execution_problem, sync_chapter
+from dlbook.engine.sync import drift, execution_problem, readme_drift, sync_chapter, sync_readme
 
 DEFAULT_SWEEP_SEEDS = "0-3"
 
@@ -35,6 +36,8 @@ def _sync(args, root) -> int:
     chapters = resolve(root, args.chapters)
     if args.check:
         problems = [p for p in (drift(c) for c in chapters) if p]
+        if readme_drift(root):
+            problems.append(readme_drift(root))
         for problem in problems:
             print(problem)
         if not problems:
@@ -44,6 +47,8 @@ def _sync(args, root) -> int:
         result = sync_chapter(chapter, force=args.force)
         print(f"{chapter.stem}: {result.status} ({result.kept} code cells keep their outputs, "
               f"{result.cleared} need `dlbook run`)")
+    if sync_readme(root):
+        print("README.md: chapter table updated")
     return 0
 
 
@@ -161,6 +166,18 @@ def _grade(args, root) -> int:
     return 1 if any(r.status == "grader error" for r in results) else 0
 
 
+def _html(args, root) -> int:
+    from dlbook.engine import html
+
+    started = time.perf_counter()
+    out = html.build_site(root, Path(args.out))
+    pages = len(list(out.glob("*.html")))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+    print(f"{out}/index.html: {pages} pages, {size:.1f} MiB, built in "
+          f"{time.perf_counter() - started:.1f} s with no warnings")
+    return 0
+
+
 def _positive(kind):
     def parse(text: str):
         try:
@@ -248,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refuse submissions of any other chapter")
     _add_execution_options(grading, memory_mib=grade.DEFAULT_GRADING_MEMORY_MIB)
     grading.set_defaults(handler=_grade)
+
+    site = commands.add_parser("html", help="build the website from the committed notebooks")
+    site.add_argument("--out", default="build/html", metavar="DIR",
+                      help="where to write it (default build/html)")
+    site.set_defaults(handler=_html)
 
     listing = commands.add_parser("list", help="chapters with title, status and last run")
     listing.add_argument("chapters", **names)

@@ -61,12 +61,13 @@ def test_a_chapter_runs_and_reports_time_memory_and_headline(book):
     assert 20 < result.peak_mib < 2048  # a Python kernel's resident memory
     assert 0 < result.cpu_s < result.wall_s + 5
     notebook = nbformat.read(chapter.notebook, as_version=4)
-    assert [c.execution_count for c in notebook.cells if c.cell_type == "code"] == [1, 2, 3]
-    assert notebook.cells[1].outputs[0].text == "42\n"
+    assert [c.execution_count for c in notebook.cells if c.cell_type == "code"] == [1, 2, 3, 4]
+    assert notebook.cells[1].metadata.tags == ["colab-install"]  # first: the Colab install cell
+    assert notebook.cells[2].outputs[0].text == "42\n"
     assert notebook.metadata.language_info == {"name": "python"}
     assert execution_problem(chapter) is None
     assert result.code == code_fingerprint(notebook)
-    assert "execution" not in notebook.cells[1].metadata  # no timestamps in committed files
+    assert "execution" not in notebook.cells[2].metadata  # no timestamps in committed files
 
 
 def test_a_failing_cell_is_named_with_its_source_line_and_the_notebook_left_untouched(book):
@@ -75,7 +76,7 @@ def test_a_failing_cell_is_named_with_its_source_line_and_the_notebook_left_unto
     result = one(book, "2")
     assert not result.ok
     line = chapter.source.read_text().splitlines().index("raise ValueError('boom')")  # 0-based
-    assert ("02_fails.ipynb, cell 3 (\"raise ValueError('boom')\") at "
+    assert ("02_fails.ipynb, cell 4 (\"raise ValueError('boom')\") at "
             f"chapters/02_fails.md:{line}: ValueError: boom") in result.error
     assert chapter.notebook.read_bytes() == before
     assert (book / "build" / "failed" / "02_fails.ipynb").exists()
@@ -90,8 +91,8 @@ def test_the_partial_run_has_no_outputs_from_an_older_run_after_the_failing_cell
     nbformat.write(notebook, chapter.notebook)
     assert not one(book, "2").ok
     partial = nbformat.read(book / "build" / "failed" / "02_fails.ipynb", as_version=4)
-    codes = [c for c in partial.cells if c.cell_type == "code"]
-    assert codes[0].execution_count == 1 and codes[0].outputs == []  # fresh: x = 1 prints nothing
+    codes = [c for c in partial.cells if c.cell_type == "code"][1:]  # after the install cell
+    assert codes[0].execution_count == 2 and codes[0].outputs == []  # fresh: x = 1 prints nothing
     assert codes[2].outputs[0].ename == "ValueError"
     assert codes[3].outputs == [] and codes[3].execution_count is None
 
@@ -99,7 +100,7 @@ def test_the_partial_run_has_no_outputs_from_an_older_run_after_the_failing_cell
 def test_a_dead_kernel_is_reported_with_its_exit_status(book):
     result = one(book, "3")
     assert not result.ok
-    assert "03_dies.ipynb, cell 1" in result.error
+    assert "03_dies.ipynb, cell 2" in result.error
     assert "the kernel died (exit code 1)" in result.error
     assert "out of memory" not in result.error
 
@@ -150,7 +151,7 @@ def test_the_chapter_time_limit_stops_a_slow_chapter(book):
     result = one(book, "3", limits=Limits(chapter_s=2.5))
     assert time.perf_counter() - started < 20
     assert "the chapter ran past its time limit of 2 s (--timeout)" in result.error
-    assert "cell 2 ('time.sleep(1.5)')" in result.error
+    assert "cell 3 ('time.sleep(1.5)')" in result.error
 
 
 def test_limits_must_be_positive():
@@ -162,7 +163,7 @@ def test_consecutive_prints_become_one_output_and_a_rebuild_is_byte_identical(bo
     chapter = resolve(book, ["5"])[0]
     assert one(book, "5").ok
     first = chapter.notebook.read_bytes()
-    [cell] = [c for c in nbformat.reads(first.decode(), as_version=4).cells if c.cell_type == "code"]
+    [_, cell] = [c for c in nbformat.reads(first.decode(), as_version=4).cells if c.cell_type == "code"]
     assert [o.text for o in cell.outputs] == ["a\nb\n"]
     assert one(book, "5").ok
     assert chapter.notebook.read_bytes() == first
@@ -300,5 +301,5 @@ def test_the_book_run_always_uses_the_book_thread_count(book):
     chapter.source.write_text(chapter_text(code("import os\nprint(os.environ['TF_NUM_INTRAOP_THREADS'])")))
     sync_chapter(chapter)
     assert run_chapters([chapter], jobs=2, threads=1).results[0].ok
-    [cell] = [c for c in nbformat.read(chapter.notebook, as_version=4).cells if c.cell_type == "code"]
+    [_, cell] = [c for c in nbformat.read(chapter.notebook, as_version=4).cells if c.cell_type == "code"]
     assert cell.outputs[0].text == "2\n"  # the stored outputs are made with BOOK_THREADS threads
