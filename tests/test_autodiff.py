@@ -8,9 +8,9 @@ import pytest
 
 from dlbook.autodiff import (
     Dual,
-    draw_graph,
     Tensor,
     as_tensor,
+    draw_graph,
     gradient_check,
     graph_table,
     numerical_gradient,
