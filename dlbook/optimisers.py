@@ -16,9 +16,8 @@ pass through a deep network intact. Taught in chapter 5.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
