@@ -9,7 +9,9 @@ and applies the chain rule node by node — that is all backpropagation is.
 The engine supports ``+ - * / @ **``, ``exp``, ``log``, ``tanh``, ``relu``, ``sigmoid``, ``sum``
 and ``mean``, with NumPy broadcasting (a gradient flowing into a broadcast operand is summed back
 to the operand's shape). :func:`numerical_gradient` and :func:`gradient_check` compare its
-gradients with central finite differences.
+gradients with central finite differences. :func:`draw_graph` draws a small scalar graph with its
+values, local derivatives and gradients, and :class:`Dual` is forward-mode differentiation in a
+dozen lines, for contrast.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ class Tensor:
 
     After ``loss.backward()``, every node of the graph that requires a gradient has ``.grad``, an
     array of its own shape. Each call recomputes the gradients from zero (PyTorch, by contrast,
-    accumulates them across calls). Taught in chapter 4.
+    accumulates them across calls).
+
+    ``Tensor(array)`` does not copy a float64 NumPy array: the leaf shares memory with it, so
+    changing the array in place changes the leaf. Pass ``array.copy()`` to keep them apart.
+    Taught in chapter 4.
     """
 
     __array_ufunc__ = None  # so that ``ndarray * Tensor`` defers to ``Tensor.__rmul__``
@@ -277,6 +283,148 @@ def graph_table(root: Tensor) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
+
+
+def draw_graph(root: Tensor, ax=None, title: str = ""):
+    """Draw the graph of a scalar ``root``: one box per node, parents to the left of their users.
+
+    Each box shows the node's label and operation, its value (black) and, once
+    ``root.backward()`` has run, its gradient ∂root/∂node (red). Each edge is labelled with the
+    local derivative ∂(user)/∂(parent) — what the chain rule multiplies along that edge. Every node
+    must hold a single number. Returns the matplotlib axes. Taught in chapter 4.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    order = topological_order(root)
+    if any(node.data.size != 1 for node in order):
+        raise ValueError("draw_graph draws scalar graphs only: every node must hold one number")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.6))
+    labels = {id(node): node.name or f"#{k}" for k, node in enumerate(order)}
+    depth: dict[int, int] = {}
+    for node in order:  # parents come first
+        depth[id(node)] = 1 + max((depth[id(p)] for p, _ in node.parents), default=-1)
+    users: dict[int, list[Tensor]] = {id(node): [] for node in order}
+    for node in order:
+        for parent, _ in node.parents:
+            users[id(parent)].append(node)
+    for node in order:  # a leaf sits just left of its first user, not in the far-left column
+        if not node.parents and users[id(node)]:
+            depth[id(node)] = min(depth[id(u)] for u in users[id(node)]) - 1
+    columns: dict[int, list[Tensor]] = {}
+    for node in order:
+        columns.setdefault(depth[id(node)], []).append(node)
+    width, height, x_gap, y_gap = 1.5, 0.9, 2.3, 1.35
+    position = {}
+    for column, nodes in columns.items():
+        for row, node in enumerate(nodes):
+            position[id(node)] = (column * x_gap, (row - (len(nodes) - 1) / 2) * -y_gap)
+    seen: dict[tuple[int, int], int] = {}
+    for node in order:
+        for parent, vjp in node.parents:
+            key = (id(parent), id(node))
+            repeat = seen[key] = seen.get(key, -1) + 1
+            local = unbroadcast(vjp(np.ones_like(node.data)), parent.shape).item()
+            (x0, y0), (x1, y1) = position[id(parent)], position[id(node)]
+            bend = 0.35 * repeat * (1 if repeat % 2 else -1)
+            if not bend and abs(x1 - x0) > 1.5 * x_gap and abs(y1 - y0) < 1e-9:
+                bend = -0.45  # a straight edge would run through the boxes in between
+            ax.annotate("", xy=(x1 - width / 2, y1), xytext=(x0 + width / 2, y0),
+                        arrowprops={"arrowstyle": "->", "color": "0.45",
+                                    "connectionstyle": f"arc3,rad={bend}"})
+            lift = 0.3 * repeat + (0.45 * abs(x1 - x0) / x_gap if bend == -0.45 else 0.0)
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12 + lift, f"{local:.3g}",
+                    ha="center", va="bottom", fontsize=8, color="tab:blue")
+    for node in order:
+        x, y = position[id(node)]
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                    boxstyle="round,pad=0.02", facecolor="0.95",
+                                    edgecolor="0.3"))
+        op = node.op or ("leaf" if node.requires_grad else "constant")
+        ax.text(x, y + 0.22, f"{labels[id(node)]}  ({op})", ha="center", va="center", fontsize=8,
+                weight="bold")
+        ax.text(x, y, f"value {node.data.item():.4g}", ha="center", va="center", fontsize=8)
+        grad = "-" if node.grad is None else f"{node.grad.item():.4g}"
+        ax.text(x, y - 0.22, f"grad {grad}", ha="center", va="center", fontsize=8,
+                color="tab:red")
+    xs = [p[0] for p in position.values()]
+    ys = [p[1] for p in position.values()]
+    ax.set_xlim(min(xs) - width, max(xs) + width)
+    ax.set_ylim(min(ys) - height, max(ys) + height)
+    ax.set_axis_off()
+    ax.set_title(title or "Computational graph: value (black), ∂root/∂node (red), "
+                 "local derivative on each edge (blue)", fontsize=9)
+    return ax
+
+
+class Dual:
+    """A dual number ``value + tangent·ε`` with ``ε² = 0``: forward-mode differentiation.
+
+    Arithmetic on duals carries a derivative alongside each value: ``f(a + ε) = f(a) + f'(a) ε``.
+    Seed the input you differentiate with respect to with tangent 1 (the others 0), evaluate the
+    function once, and the result's ``tangent`` is the derivative with respect to that one input.
+    A gradient over ``n`` inputs takes ``n`` such sweeps; reverse mode (:class:`Tensor`) takes one.
+    Supports ``+ - * /``, constant powers, ``exp``, ``tanh`` and ``sigmoid``. Taught in chapter 4.
+    """
+
+    def __init__(self, value, tangent=0.0):
+        self.value, self.tangent = np.asarray(value, float), np.asarray(tangent, float)
+
+    def __repr__(self) -> str:
+        return f"Dual({self.value}, tangent={self.tangent})"
+
+    @staticmethod
+    def lift(other) -> Dual:
+        return other if isinstance(other, Dual) else Dual(other)
+
+    def __add__(self, other) -> Dual:
+        other = Dual.lift(other)
+        return Dual(self.value + other.value, self.tangent + other.tangent)
+
+    def __sub__(self, other) -> Dual:
+        other = Dual.lift(other)
+        return Dual(self.value - other.value, self.tangent - other.tangent)
+
+    def __mul__(self, other) -> Dual:  # the product rule
+        other = Dual.lift(other)
+        return Dual(self.value * other.value,
+                    self.tangent * other.value + self.value * other.tangent)
+
+    def __truediv__(self, other) -> Dual:
+        other = Dual.lift(other)
+        return Dual(self.value / other.value,
+                    (self.tangent * other.value - self.value * other.tangent) / other.value**2)
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __rsub__(self, other) -> Dual:
+        return Dual.lift(other) - self
+
+    def __rtruediv__(self, other) -> Dual:
+        return Dual.lift(other) / self
+
+    def __neg__(self) -> Dual:
+        return Dual(-self.value, -self.tangent)
+
+    def __pow__(self, exponent: float) -> Dual:
+        if isinstance(exponent, bool) or not isinstance(exponent, Real):
+            raise ValueError(f"exponent must be a constant real number, got {exponent!r}")
+        return Dual(self.value**exponent,
+                    exponent * self.value ** (exponent - 1) * self.tangent)
+
+    def exp(self) -> Dual:
+        out = np.exp(self.value)
+        return Dual(out, out * self.tangent)
+
+    def tanh(self) -> Dual:
+        out = np.tanh(self.value)
+        return Dual(out, (1.0 - out**2) * self.tangent)
+
+    def sigmoid(self) -> Dual:
+        out = 0.5 * (1.0 + np.tanh(0.5 * self.value))
+        return Dual(out, out * (1.0 - out) * self.tangent)
 
 
 def softmax_cross_entropy(logits: Tensor, labels) -> Tensor:

@@ -4,6 +4,7 @@ Every argument is checked before any layer is made, and a bad one raises a ``Val
 names the argument and says why it is wrong, so a typo fails at the call and not deep inside
 ``fit``. Layer names are stable (``hidden_1``, ``batch_norm_1``, ``dropout_1``, ``output`` …) so
 that chapters can pick a layer out of a model by name: ``model.get_layer("hidden_1").kernel``.
+Initial weights follow the activation (He for ReLU, chapter 5) unless the caller says otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ def _check_penalty(argument: str, value) -> float:
         raise ValueError(f"{argument} must be a finite number >= 0 (0 switches it off), "
                          f"got {value!r}")
     return float(value)
+
+
+# The initialiser each activation's variance arithmetic asks for (chapter 5): He for the
+# rectifier family, which zeroes about half of its inputs; LeCun for SELU, whose self-normalising
+# fixed point assumes it; Glorot for the rest (tanh, sigmoid, linear, ...), which are close to
+# linear near 0.
+HE_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "swish",
+                            "mish", "celu", "softplus"})
+
+
+def default_initializer(activation: str) -> str:
+    """The Keras initialiser name :func:`build_mlp` uses for ``activation`` by default.
+
+    ``"he_normal"`` for ReLU and its relatives, ``"lecun_normal"`` for SELU, ``"glorot_uniform"``
+    (Keras' own default) for everything else. Taught in chapter 5; used from chapter 6 on.
+    """
+    if activation in HE_ACTIVATIONS:
+        return "he_normal"
+    if activation == "selu":
+        return "lecun_normal"
+    return "glorot_uniform"
 
 
 def _kernel_regulariser(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
@@ -49,17 +71,35 @@ def build_mlp(
     name: str = "mlp",
     *,
     batch_norm_momentum: float = 0.99,
+    layer_norm: bool = False,
+    kernel_initializer: str | None = None,
 ) -> keras.Model:
-    """A multilayer perceptron classifier, with optional L1/L2, dropout and batch normalisation.
+    """A multilayer perceptron classifier, with optional L1/L2, dropout and batch or layer norm.
 
     Each hidden block ``i`` (counting from 1) is::
 
-        hidden_i (Dense) [-> batch_norm_i -> activation_i] [-> dropout_i]
+        hidden_i (Dense) [-> batch_norm_i | layer_norm_i -> activation_i] [-> dropout_i]
 
-    Without batch normalisation the activation sits inside ``hidden_i``. With it, ``hidden_i`` has
-    no bias (the normalisation's learned shift ``beta`` does that job) and the activation is
-    applied after normalising, as in Ioffe & Szegedy (2015). The ``output`` layer is a softmax over
-    ``num_classes`` classes, or a single sigmoid unit when ``num_classes`` is 1 (binary labels).
+    Without normalisation the activation sits inside ``hidden_i``. With batch normalisation,
+    ``hidden_i`` has no bias (the normalisation's learned shift ``beta`` does that job) and the
+    activation is applied after normalising, as in Ioffe & Szegedy (2015). ``layer_norm=True``
+    puts a ``LayerNormalization`` in the same place (Ba et al., 2016): it standardises each
+    example over its units instead of each unit over the batch, so it behaves the same in training
+    and inference and for any batch size; ``hidden_i`` keeps its bias, which a per-example
+    normalisation does not make redundant. The two are exclusive. With dropout and batch
+    normalisation together, block ``i + 1``'s BN sees block ``i``'s dropped-out outputs, so its
+    statistics shift between training and inference (the "variance shift" of Li et al., 2019).
+
+    ``kernel_initializer`` names a Keras initialiser for the hidden kernels (a name, so that each
+    layer gets its own draw). By default it follows the activation, as chapter 5 derives:
+    ``"he_normal"`` for ReLU and its relatives, ``"lecun_normal"`` for SELU, ``"glorot_uniform"``
+    otherwise (see :func:`default_initializer`). The output layer always starts Glorot-uniform.
+
+    The ``output`` layer is a softmax over ``num_classes`` classes, or a single sigmoid unit when
+    ``num_classes`` is 1 (binary labels), so that ``model.predict`` returns probabilities. Training
+    it with ``"sparse_categorical_crossentropy"`` (``from_logits=False``) loses nothing: on the
+    TensorFlow backend Keras finds the logits behind a softmax or sigmoid output and computes the
+    loss from them, exactly as ``from_logits=True`` on a linear output would.
 
     ``l1`` and ``l2`` penalise every Dense *kernel* (the output layer's included, biases never):
     the training loss gains ``l1 * sum|w| + l2 * sum w**2``, collected in ``model.losses``.
@@ -91,6 +131,22 @@ def build_mlp(
                          f"got {dropout!r}")
     if not isinstance(batch_norm, bool):
         raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
+    if not isinstance(layer_norm, bool):
+        raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}")
+    if batch_norm and layer_norm:
+        raise ValueError("choose batch_norm or layer_norm, not both")
+    if kernel_initializer is None:
+        kernel_initializer = default_initializer(activation)
+    elif not isinstance(kernel_initializer, str):
+        raise ValueError("kernel_initializer must be the name of a Keras initializer (e.g. "
+                         f"'he_normal'), so that each layer draws its own, got "
+                         f"{kernel_initializer!r}")
+    else:
+        try:
+            keras.initializers.get(kernel_initializer)
+        except (ValueError, TypeError):
+            raise ValueError(f"kernel_initializer {kernel_initializer!r} is not a Keras "
+                             "initializer (try 'he_normal' or 'glorot_uniform')") from None
     if (isinstance(batch_norm_momentum, bool) or not isinstance(batch_norm_momentum, Real)
             or not 0.0 < batch_norm_momentum < 1.0):
         raise ValueError(f"batch_norm_momentum must be a number in (0, 1), "
@@ -104,14 +160,18 @@ def build_mlp(
     for block, units in enumerate(hidden_units, start=1):
         x = keras.layers.Dense(
             units,
-            activation=None if batch_norm else activation,
+            activation=None if batch_norm or layer_norm else activation,
             use_bias=not batch_norm,
+            kernel_initializer=kernel_initializer,
             kernel_regularizer=regulariser,
             name=f"hidden_{block}",
         )(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(momentum=float(batch_norm_momentum),
                                                 name=f"batch_norm_{block}")(x)
+        if layer_norm:
+            x = keras.layers.LayerNormalization(name=f"layer_norm_{block}")(x)
+        if batch_norm or layer_norm:
             x = keras.layers.Activation(activation, name=f"activation_{block}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dropout_{block}")(x)

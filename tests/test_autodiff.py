@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from dlbook.autodiff import (
+    Dual,
     Tensor,
     as_tensor,
+    draw_graph,
     gradient_check,
     graph_table,
     numerical_gradient,
@@ -289,8 +291,66 @@ def test_shape_and_requires_grad_of_results():
         (lambda: gradient_check(lambda: Tensor(1.0), []), "params must be a non-empty"),
         (lambda: gradient_check(lambda: 1.0, [Tensor(1.0)]), "loss_fn must return a Tensor"),
         (lambda: gradient_check(lambda: Tensor(2.0) * 3.0, [Tensor(1.0)]), "not part of the graph"),
+        (lambda: draw_graph(Tensor(np.ones(2)).sum()), "scalar graphs only"),
+        (lambda: Dual(2.0) ** Dual(1.0), "exponent must be a constant real number"),
     ],
 )
 def test_errors_say_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- forward mode and drawing ------------------------------------------------------------------
+
+
+def neuron(w, b, x=1.5, t=1.0):
+    return ((w * x + b).sigmoid() - t) ** 2
+
+
+def test_dual_numbers_give_one_partial_derivative_per_sweep():
+    w, b = Tensor(0.8), Tensor(-0.2)
+    neuron(w, b).backward()
+    d_w = neuron(Dual(0.8, 1.0), Dual(-0.2, 0.0)).tangent
+    d_b = neuron(Dual(0.8, 0.0), Dual(-0.2, 1.0)).tangent
+    np.testing.assert_allclose([d_w, d_b], [w.grad, b.grad], rtol=1e-12)
+
+
+def test_dual_arithmetic_matches_the_engine_on_a_composite_function():
+    def f(x):
+        return (2.0 - x) * x.exp() / (1.0 + x**2) + (3.0 / x).tanh() - x
+
+    for value in (-1.3, 0.4, 2.2):
+        leaf = Tensor(value)
+        f(leaf).backward()
+        np.testing.assert_allclose(f(Dual(value, 1.0)).tangent, leaf.grad, rtol=1e-12)
+        np.testing.assert_allclose(f(Dual(value)).value, f(Tensor(value)).data, rtol=1e-12)
+
+
+def test_draw_graph_draws_every_node_and_labels_every_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    w, b = Tensor(0.8, name="w"), Tensor(-0.2, name="b")
+    x = Tensor(1.5, name="x", requires_grad=False)
+    loss = ((w * x + b).sigmoid() - 1.0) ** 2
+    loss.backward()
+    ax = draw_graph(loss)
+    nodes = topological_order(loss)
+    assert len(ax.patches) == len(nodes)
+    edges = sum(len(node.parents) for node in nodes)
+    texts = [t.get_text() for t in ax.texts if t.get_text()]  # arrows are empty annotations
+    assert len(texts) == 3 * len(nodes) + edges
+    assert f"grad {float(w.grad):.4g}" in texts and "value 0.8" in texts
+    assert "1.5" in texts  # the local derivative of w * x with respect to w is x
+
+
+def test_draw_graph_labels_both_edges_of_a_node_used_twice():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    x = Tensor(3.0, name="x")
+    y = x * x + x
+    y.backward()
+    ax = draw_graph(y)
+    assert float(x.grad) == 7.0
+    assert [t.get_text() for t in ax.texts].count("3") == 2  # d(x*x)/dx along each operand

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlbook.builders import build_mlp
+from dlbook.builders import build_mlp, default_initializer
 
 
 def dense_layers(model):
@@ -192,6 +192,61 @@ def test_penalty_gradient_matches_central_finite_differences():
     np.testing.assert_allclose(gradient, 0.01 * np.sign(weights) + 0.1 * weights, rtol=1e-5)
 
 
+# --- Initialisation follows the activation ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("activation", "expected"),
+                         [("relu", keras.initializers.HeNormal),
+                          ("gelu", keras.initializers.HeNormal),
+                          ("selu", keras.initializers.LecunNormal),
+                          ("tanh", keras.initializers.GlorotUniform),
+                          ("sigmoid", keras.initializers.GlorotUniform)])
+def test_hidden_kernels_are_initialised_for_their_activation(activation, expected):
+    model = build_mlp(8, [6, 5], 3, activation=activation)
+    for layer in ("hidden_1", "hidden_2"):
+        assert type(model.get_layer(layer).kernel_initializer) is expected, (activation, layer)
+    assert type(model.get_layer("output").kernel_initializer) is keras.initializers.GlorotUniform
+
+
+def test_default_relu_kernels_have_he_spread_and_an_explicit_name_overrides_it():
+    keras.utils.set_random_seed(0)
+    relu = build_mlp(400, [300], 2)
+    drawn = relu.get_layer("hidden_1").kernel.numpy()
+    np.testing.assert_allclose(drawn.std(), np.sqrt(2 / 400), rtol=0.02)
+    glorot = build_mlp(400, [300], 2, kernel_initializer="glorot_normal")
+    np.testing.assert_allclose(glorot.get_layer("hidden_1").kernel.numpy().std(),
+                               np.sqrt(2 / 700), rtol=0.02)
+    assert default_initializer("relu") == "he_normal"
+    assert default_initializer("tanh") == "glorot_uniform"
+
+
+def test_each_layer_draws_its_own_initial_weights():
+    keras.utils.set_random_seed(1)
+    model = build_mlp(16, [16, 16], 2)
+    first, second = (model.get_layer(f"hidden_{i}").kernel.numpy() for i in (1, 2))
+    assert not np.allclose(first, second)
+
+
+def test_layer_norm_blocks_keep_the_bias_and_normalise_each_example():
+    model = build_mlp(6, [5, 4], 3, layer_norm=True)
+    assert layer_names(model) == ["features", "hidden_1", "layer_norm_1", "activation_1",
+                                  "hidden_2", "layer_norm_2", "activation_2", "output"]
+    assert model.get_layer("hidden_1").use_bias
+    assert model.get_layer("hidden_1").activation is keras.activations.linear
+    # (6*5 + 5) + 2*5  +  (5*4 + 4) + 2*4  +  4*3 + 3, nothing non-trainable
+    assert model.count_params() == 35 + 10 + 24 + 8 + 15
+    assert count(model.non_trainable_weights) == 0
+    x = np.random.default_rng(0).normal(size=(7, 6)).astype("float32")
+    hidden = model.get_layer("hidden_1")
+    z = x @ hidden.kernel.numpy() + hidden.bias.numpy()
+    expected = (z - z.mean(1, keepdims=True)) / np.sqrt(z.var(1, keepdims=True) + 1e-3)
+    probe = keras.Model(model.input, model.get_layer("layer_norm_1").output)
+    np.testing.assert_allclose(probe(x, training=False).numpy(), expected, rtol=1e-4, atol=1e-5)
+    # the same example gives the same output whatever else is in the batch
+    np.testing.assert_allclose(probe(x[:1], training=True).numpy(),
+                               probe(x, training=True).numpy()[:1], rtol=1e-5, atol=1e-6)
+
+
 def test_accepts_numpy_scalars_and_tuples():
     model = build_mlp(np.int64(4), (np.int64(3),), np.int32(2), l2=np.float64(0.1),
                       dropout=np.float32(0.2))
@@ -231,6 +286,11 @@ def test_accepts_numpy_scalars_and_tuples():
         ({"batch_norm_momentum": 1.0}, r"batch_norm_momentum must be a number in \(0, 1\)"),
         ({"batch_norm_momentum": 0}, r"batch_norm_momentum must be a number in \(0, 1\)"),
         ({"batch_norm_momentum": "0.9"}, r"batch_norm_momentum must be a number in \(0, 1\)"),
+        ({"layer_norm": 1}, r"layer_norm must be True or False, got 1"),
+        ({"layer_norm": True, "batch_norm": True}, r"choose batch_norm or layer_norm, not both"),
+        ({"kernel_initializer": "he_normalx"}, r"'he_normalx' is not a Keras initializer"),
+        ({"kernel_initializer": keras.initializers.HeNormal()},
+         r"kernel_initializer must be the name of a Keras initializer"),
         ({"name": ""}, r"name must be a non-empty string"),
         ({"name": 3}, r"name must be a non-empty string"),
     ],

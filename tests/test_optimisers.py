@@ -13,10 +13,13 @@ from dlbook.optimisers import (  # noqa: E402
     SGD,
     Adagrad,
     Adam,
+    AdamW,
     Momentum,
     RMSprop,
     clip_by_global_norm,
+    cosine_decay,
     layer_statistics,
+    predicted_signal,
 )
 
 PAIRS = [
@@ -32,6 +35,17 @@ PAIRS = [
     (lambda: Adam(0.01), lambda: keras.optimizers.Adam(0.01)),
     (lambda: Adam(0.02, 0.5, 0.9, 1e-3),
      lambda: keras.optimizers.Adam(0.02, beta_1=0.5, beta_2=0.9, epsilon=1e-3)),
+    (lambda: AdamW(0.01), lambda: keras.optimizers.AdamW(0.01)),
+    (lambda: AdamW(0.02, weight_decay=0.5, beta_1=0.8),
+     lambda: keras.optimizers.AdamW(0.02, weight_decay=0.5, beta_1=0.8)),
+    (lambda: RMSprop(cosine_decay(0.05, 4)),
+     lambda: keras.optimizers.RMSprop(keras.optimizers.schedules.CosineDecay(0.05, 4))),
+    (lambda: SGD(cosine_decay(0.0, 3, alpha=0.1, warmup_target=0.2, warmup_steps=2)),
+     lambda: keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(
+         0.0, 3, alpha=0.1, warmup_target=0.2, warmup_steps=2))),
+    (lambda: AdamW(cosine_decay(0.02, 5), weight_decay=0.3),
+     lambda: keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(0.02, 5),
+                                    weight_decay=0.3)),
 ]
 
 
@@ -83,6 +97,85 @@ def test_momentum_on_a_constant_gradient_approaches_lr_over_one_minus_mu():
         positions.append(param[0])
     step = positions[-1] - positions[-2]
     np.testing.assert_allclose(step, -0.1 / (1 - 0.9), rtol=1e-6)
+
+
+def test_adam_first_step_would_be_three_times_too_long_without_bias_correction():
+    # uncorrected, m = (1 - b1) g and sqrt(v) = sqrt(1 - b2) |g|: a step of 0.1 / sqrt(0.001) * lr
+    param = np.zeros(1)
+    Adam(0.1, epsilon=1e-12).update([param], [np.array([2.0])])
+    uncorrected = 0.1 * (1 - 0.9) / np.sqrt(1 - 0.999)
+    np.testing.assert_allclose(abs(param[0]), 0.1, rtol=1e-6)
+    np.testing.assert_allclose(uncorrected / abs(param[0]), 3.162, rtol=1e-3)
+
+
+def test_adamw_decays_a_weight_without_gradient_by_one_minus_lr_times_decay_per_step():
+    param = np.array([2.0, -0.5])
+    optimiser = AdamW(0.01, weight_decay=0.1)
+    for _ in range(50):
+        optimiser.update([param], [np.zeros(2)])
+    np.testing.assert_allclose(param, np.array([2.0, -0.5]) * (1 - 0.01 * 0.1) ** 50, rtol=1e-12)
+
+
+def test_adam_with_an_l2_penalty_moves_an_ungraded_weight_by_about_lr_per_step_whatever_lambda():
+    # the penalty gradient 2*lambda*w is divided by its own size: lambda drops out
+    for strength in (1e-4, 1e-1):
+        param = np.array([1.0])
+        optimiser = Adam(0.01)
+        for _ in range(20):
+            optimiser.update([param], [2 * strength * param])
+        np.testing.assert_allclose(param[0], 1.0 - 20 * 0.01, atol=0.01)
+
+
+def test_cosine_decay_matches_keras_schedule_at_every_step():
+    cases = [dict(initial_learning_rate=0.1, decay_steps=10),
+             dict(initial_learning_rate=0.1, decay_steps=10, alpha=0.2),
+             dict(initial_learning_rate=0.0, decay_steps=8, warmup_target=0.5, warmup_steps=4),
+             dict(initial_learning_rate=0.01, decay_steps=5, alpha=0.1, warmup_target=0.3,
+                  warmup_steps=3)]
+    for case in cases:
+        ours = cosine_decay(**case)
+        theirs = keras.optimizers.schedules.CosineDecay(**case)
+        for step in range(20):
+            np.testing.assert_allclose(ours(step), float(theirs(step)), rtol=1e-5, atol=1e-9,
+                                       err_msg=f"{case} at step {step}")
+
+
+def test_cosine_decay_shape():
+    schedule = cosine_decay(1.0, 100)
+    assert schedule(0) == 1.0 and schedule(100) == pytest.approx(0.0, abs=1e-15)
+    assert schedule(50) == pytest.approx(0.5) and schedule(500) == schedule(100)
+    warm = cosine_decay(0.0, 10, warmup_target=2.0, warmup_steps=4)
+    assert [warm(t) for t in range(5)] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+def test_a_schedule_sets_the_learning_rate_before_each_update():
+    param = np.zeros(1)
+    optimiser = SGD(lambda step: 0.1 * (step + 1))
+    for _ in range(3):
+        optimiser.update([param], [np.ones(1)])
+    np.testing.assert_allclose(param, [-(0.1 + 0.2 + 0.3)])
+    assert optimiser.learning_rate == pytest.approx(0.3)
+
+
+def test_bad_schedules_are_rejected():
+    with pytest.raises(ValueError, match="schedule returned -1.0 at step 0"):
+        SGD(lambda step: -1.0)
+    optimiser = SGD(lambda step: 0.1 if step == 0 else float("nan"))
+    optimiser.update([np.zeros(1)], [np.ones(1)])
+    with pytest.raises(ValueError, match="schedule returned nan at step 1"):
+        optimiser.update([np.zeros(1)], [np.ones(1)])
+    with pytest.raises(ValueError, match="decay_steps must be an int >= 1"):
+        cosine_decay(0.1, 0)
+    with pytest.raises(ValueError, match=r"alpha .* must be in \[0, 1\]"):
+        cosine_decay(0.1, 10, alpha=1.5)
+    with pytest.raises(ValueError, match="warmup_steps needs a warmup_target"):
+        cosine_decay(0.1, 10, warmup_steps=3)
+    with pytest.raises(ValueError, match="warmup_target must be a positive number"):
+        cosine_decay(0.1, 10, warmup_target=-1.0, warmup_steps=3)
+    with pytest.raises(ValueError, match="initial_learning_rate must be a finite number >= 0"):
+        cosine_decay(-0.1, 10)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        AdamW(0.1, weight_decay=-1.0)
 
 
 @pytest.mark.parametrize(
@@ -230,3 +323,76 @@ def test_layer_statistics_errors():
     no_dense = keras.Sequential([keras.Input((4,)), keras.layers.Activation("relu")])
     with pytest.raises(ValueError, match="model has no Dense layers"):
         layer_statistics(no_dense, x, np.zeros(4, int), loss)
+
+
+def test_layer_statistics_do_not_underflow_for_tiny_signals():
+    # activations near 1e-22 are ordinary float32 numbers, but their squares are not
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)),
+                              keras.layers.Dense(8, kernel_initializer="identity",
+                                                 name="hidden"),
+                              keras.layers.Dense(2, name="logits")])
+    x = (np.random.default_rng(0).normal(size=(32, 8)) * 1e-22).astype("float32")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    stats = layer_statistics(model, x, np.zeros(32, int), loss)
+    assert float(tf.math.reduce_std(tf.constant(x))) < 0.5 * np.std(x.astype(float))
+    np.testing.assert_allclose(stats["activation_std"][0], np.std(x.astype(float)), rtol=1e-5)
+
+
+def test_predicted_signal_of_a_linear_network_is_the_product_of_the_variance_factors():
+    sigma, width, depth = 0.15, 50, 6
+    predicted = predicted_signal("linear", sigma, width, depth, input_dim=20,
+                                 input_second_moment=2.0)
+    first = np.sqrt(20 * sigma**2 * 2.0)
+    factor = np.sqrt(width * sigma**2)
+    np.testing.assert_allclose(predicted["activation_std"], first * factor ** np.arange(depth),
+                               rtol=1e-9)
+    np.testing.assert_allclose(predicted["backward_std"], factor ** np.arange(depth)[::-1],
+                               rtol=1e-9)
+
+
+def test_predicted_signal_for_relu_halves_the_variance_factor():
+    sigma, width = 0.3, 64
+    predicted = predicted_signal("relu", sigma, width, 5)
+    factor = np.sqrt(width * sigma**2 / 2)
+    ratios = predicted["activation_std"][1:] / predicted["activation_std"][:-1]
+    np.testing.assert_allclose(ratios, factor, rtol=1e-6)
+    # the std of a rectified N(0, q) is sqrt(q (1/2 - 1/(2 pi)))
+    np.testing.assert_allclose(predicted["activation_std"][0],
+                               np.sqrt(width * sigma**2 * (0.5 - 0.5 / np.pi)), rtol=1e-6)
+    np.testing.assert_allclose(predicted["backward_std"][:-1] / predicted["backward_std"][1:],
+                               factor, rtol=1e-3)
+
+
+def test_predicted_signal_tanh_with_glorot_decays_like_one_over_root_two_l():
+    # for small q, E[tanh(z)^2] ~ q - 2 q^2, so with n sigma^2 = 1, q_l ~ 1 / (2 l)
+    predicted = predicted_signal("tanh", 1 / np.sqrt(64), 64, 400, input_second_moment=0.05)
+    np.testing.assert_allclose(predicted["activation_std"][-1], 1 / np.sqrt(2 * 400), rtol=0.05)
+
+
+def test_predicted_signal_matches_a_wide_network():
+    keras.utils.set_random_seed(3)
+    width, depth = 512, 6
+    model = keras.Sequential([keras.Input((width,))] + [
+        keras.layers.Dense(width, activation="tanh", use_bias=False,
+                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.07))
+        for _ in range(depth)] + [keras.layers.Dense(10)])
+    x = np.random.default_rng(3).normal(size=(256, width)).astype("float32")
+    stats = layer_statistics(model, x, np.arange(256) % 10,
+                             keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    predicted = predicted_signal("tanh", 0.07, width, depth)
+    np.testing.assert_allclose(stats["activation_std"][:-1], predicted["activation_std"],
+                               rtol=0.05)
+    backward = stats["backward_std"][:-1] / stats["backward_std"][-2]
+    np.testing.assert_allclose(backward, predicted["backward_std"], rtol=0.1)
+
+
+def test_predicted_signal_errors():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        predicted_signal("gelu", 0.1, 8, 3)
+    with pytest.raises(ValueError, match="weight_std must be a positive number"):
+        predicted_signal("relu", 0.0, 8, 3)
+    with pytest.raises(ValueError, match="depth must be an int >= 1"):
+        predicted_signal("relu", 0.1, 8, 0)
+    with pytest.raises(ValueError, match="input_dim must be an int >= 1"):
+        predicted_signal("relu", 0.1, 8, 3, input_dim=2.5)
