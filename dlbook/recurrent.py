@@ -53,7 +53,8 @@ def _check_cell(cell) -> str:
 
 
 def sigmoid(z):
-    """The logistic function ``1 / (1 + exp(-z))``, computed without overflow for large ``|z|``."""
+    """The logistic function ``1 / (1 + exp(-z))``, without overflow for large ``|z|``: the gate
+    nonlinearity of the LSTM and GRU cells of chapter 10."""
     z = np.asarray(z, dtype=np.float64)
     return np.exp(-np.logaddexp(0.0, -z))
 
@@ -118,7 +119,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, initial_state=None) ->
 
 @dataclass(frozen=True)
 class RNNGradients:
-    """Gradients of a loss with respect to a tanh RNN's inputs, weights and initial state."""
+    """Gradients of a loss with respect to a tanh RNN's inputs, weights and initial state, as
+    :func:`simple_rnn_backward` returns them (chapter 10)."""
 
     inputs: np.ndarray
     kernel: np.ndarray
@@ -169,7 +171,8 @@ def simple_rnn_backward(x, states, kernel, recurrent_kernel, grad_states,
 
 @dataclass(frozen=True)
 class LSTMTrace:
-    """Everything an LSTM computed, each ``(batch, time, units)``: states and gates per step."""
+    """Everything an LSTM computed, each ``(batch, time, units)``: states and gates per step
+    (:func:`lstm_forward`, chapter 10)."""
 
     hidden: np.ndarray
     cell: np.ndarray
@@ -216,7 +219,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, initial_state=None,
 
 @dataclass(frozen=True)
 class GRUTrace:
-    """Everything a GRU computed, each ``(batch, time, units)``: states and gates per step."""
+    """Everything a GRU computed, each ``(batch, time, units)``: states and gates per step
+    (:func:`gru_forward`, chapter 10)."""
 
     hidden: np.ndarray
     update_gate: np.ndarray
@@ -429,7 +433,7 @@ def side_by_side(models: Mapping[str, keras.Model], name: str = "side_by_side") 
 
 @dataclass(frozen=True)
 class Windows:
-    """Forecasting examples cut from one series.
+    """Forecasting examples cut from one series by :func:`make_windows` (chapter 10).
 
     ``inputs[i]`` are the values at positions ``starts[i] … starts[i] + past - 1``, and
     ``targets[i]`` is the value ``horizon`` steps after the last of them, at position
