@@ -8,10 +8,12 @@
   :func:`vocabulary_hash` fingerprints a vocabulary so that a change in it cannot go unnoticed.
 - Sentiment classifiers on token ids: :func:`build_bag_of_embeddings` (order-blind) and
   :func:`build_recurrent_classifier` (a bidirectional LSTM, which reads the order), and
-  :func:`word_scores`, what the bag of embeddings learned about each word.
+  :func:`word_scores`, what the bag of embeddings learned about each word; :class:`StepTimer`
+  times the training steps of ``fit``.
 - Character language models. :func:`ngram_bits` scores text under a smoothed n-gram count model
-  (add-k or Witten–Bell interpolation), vectorised with NumPy; :func:`context_counts` says how
-  often each context was seen in training; :class:`CharLanguageModel` is a GRU language model
+  (add-k or Witten–Bell interpolation), vectorised with NumPy; :func:`ngram_table_size` counts
+  what such a model stores; :func:`context_counts` says how often each context was seen in
+  training; :class:`CharLanguageModel` is a GRU language model
   whose :meth:`~CharLanguageModel.sample` draws text at a chosen temperature in one compiled
   call, and :func:`stream_bits` scores a long text with it.
 
@@ -24,6 +26,7 @@ import hashlib
 import heapq
 import re
 import time
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
@@ -557,6 +560,9 @@ class CharLanguageModel(keras.Model):
         return np.asarray(drawn)
 
 
+_COMPILED_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def stream_bits(model: keras.Model, ids, segments: int = 64, boundary: int = 0) -> np.ndarray:
     """Bits ``model`` (ids -> next-symbol logits) spends on each symbol of a long stream ``ids``.
 
@@ -576,10 +582,13 @@ def stream_bits(model: keras.Model, ids, segments: int = 64, boundary: int = 0) 
                ids[:length * segments].reshape(segments, length))]
     if len(ids) % segments:
         pieces.append((inputs[length * segments:][None], ids[length * segments:][None]))
-    # Compiled once for any (batch, time) shape: a graph runs the GRU's time loop about 8x
-    # faster than eager execution does.
-    next_log_p = tf.function(lambda x: tf.nn.log_softmax(model(x, training=False), axis=-1),
-                             input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    if model not in _COMPILED_SCORERS:
+        # Compiled once per model for any (batch, time) shape: a graph runs the GRU's time loop
+        # about 8x faster than eager execution does.
+        _COMPILED_SCORERS[model] = tf.function(
+            lambda x: tf.nn.log_softmax(model(x, training=False), axis=-1),
+            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    next_log_p = _COMPILED_SCORERS[model]
     bits = []
     for x, y in pieces:
         chosen = tf.gather(next_log_p(tf.constant(x)), tf.constant(y, tf.int32), axis=-1,

@@ -380,3 +380,21 @@ def test_stream_bits_equal_the_model_on_each_piece(language_model):
     np.testing.assert_allclose(pieces[100:], fresh_bits(ids[99:102], ids[100:]), rtol=1e-5)
     with pytest.raises(ValueError, match="at least"):
         text.stream_bits(language_model, ids[:3], segments=4)
+
+
+def test_stream_bits_compiles_once_per_model(language_model):
+    ids = np.random.default_rng(3).integers(0, 7, 60)
+    other = text.CharLanguageModel(7, embedding_dim=4, units=6, seed=6)
+    first = text.stream_bits(language_model, ids, segments=3)
+    np.testing.assert_array_equal(text.stream_bits(language_model, ids, segments=3), first)
+    assert not np.allclose(text.stream_bits(other, ids, segments=3), first)
+    assert language_model in text._COMPILED_SCORERS and other in text._COMPILED_SCORERS
+
+
+def test_language_model_saves_and_loads(language_model, tmp_path):
+    path = tmp_path / "char_lm.keras"
+    language_model.save(path)
+    loaded = keras.models.load_model(path)
+    ids = np.array([[1, 2, 3, 4]], dtype="int32")
+    np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(language_model(ids)), atol=1e-6)
+    assert (loaded.vocab_size, loaded.units, loaded.seed) == (7, 6, 5)
