@@ -585,8 +585,10 @@ def stream_bits(model: keras.Model, ids, segments: int = 64, boundary: int = 0) 
     if model not in _COMPILED_SCORERS:
         # Compiled once per model for any (batch, time) shape: a graph runs the GRU's time loop
         # about 8x faster than eager execution does.
+        # The function holds the model weakly, or the cache would keep every model alive.
+        held = weakref.ref(model)
         _COMPILED_SCORERS[model] = tf.function(
-            lambda x: tf.nn.log_softmax(model(x, training=False), axis=-1),
+            lambda x: tf.nn.log_softmax(held()(x, training=False), axis=-1),
             input_signature=[tf.TensorSpec([None, None], tf.int32)])
     next_log_p = _COMPILED_SCORERS[model]
     bits = []

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gc  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 
 import keras  # noqa: E402
@@ -389,6 +390,10 @@ def test_stream_bits_compiles_once_per_model(language_model):
     np.testing.assert_array_equal(text.stream_bits(language_model, ids, segments=3), first)
     assert not np.allclose(text.stream_bits(other, ids, segments=3), first)
     assert language_model in text._COMPILED_SCORERS and other in text._COMPILED_SCORERS
+    cached = len(text._COMPILED_SCORERS)
+    del other
+    gc.collect()
+    assert len(text._COMPILED_SCORERS) == cached - 1, "the cache must not keep a model alive"
 
 
 def test_language_model_saves_and_loads(language_model, tmp_path):
