@@ -16,10 +16,13 @@ The library:
   records for the seed-sweep report.
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
-  :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
-- :mod:`dlbook.recurrent` (10) — recurrent cells in NumPy, BPTT, forecasting windows, baselines.
-- Generative models: :mod:`dlbook.generative` (the judge of generated digits and the baselines,
-  13–16).
+  :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9), :mod:`dlbook.scaling` (17).
+- Sequences: :mod:`dlbook.recurrent` (10) — recurrent cells in NumPy, BPTT, forecasting windows,
+  baselines; :mod:`dlbook.text` (11) — tokenisers (byte-level BPE), vocabulary hashes, n-gram and
+  GRU language models; :mod:`dlbook.attention` (12) — attention, masks, positional encodings,
+  transformer models.
+- Generative models: :mod:`dlbook.autoencoders` (13), :mod:`dlbook.vae` (14),
+  :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16).
 """
 
 __version__ = "0.1.0"
