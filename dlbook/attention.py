@@ -230,8 +230,9 @@ def transformer_block(x, num_heads: int, key_dim: int, ff_dim: int, *, attention
     ``attention_mask`` (boolean, ``(B, 1, T)`` or ``(B, T, T)``) hides padded keys from the
     self-attention; ``causal=True`` also lets position ``t`` see only positions ``≤ t`` (a
     decoder). ``context_mask`` (``(B, 1, S)``) hides padded encoder positions from the
-    cross-attention. ``dropout`` applies to the attention weights and sublayer outputs, seeded by
-    ``seed``. Layers are named ``{name}_…``. Taught in chapter 12.
+    cross-attention. ``dropout`` applies to the attention weights and sublayer outputs; its
+    layers are seeded ``seed``, ``seed + 1``, … (up to ``seed + 4``), so that no two draw the same
+    masks. Layers are named ``{name}_…``. Taught in chapter 12.
     """
     num_heads = _check_int("num_heads", num_heads)
     key_dim = _check_int("key_dim", key_dim)
@@ -244,22 +245,23 @@ def transformer_block(x, num_heads: int, key_dim: int, ff_dim: int, *, attention
     if context_mask is not None and context is None:
         raise ValueError("context_mask was given without a context to attend to")
     depth = x.shape[-1]
+    seeds = iter(range(seed, seed + 5)) if seed is not None else iter([None] * 5)
 
     def sublayer_output(h, label):
         if dropout:
-            h = layers.Dropout(dropout, seed=seed, name=f"{name}_{label}_dropout")(h)
+            h = layers.Dropout(dropout, seed=next(seeds), name=f"{name}_{label}_dropout")(h)
         return h
 
     h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm_attention")(x)
     # The attention weights are returned too, so that attention_maps() can read them.
-    h, _ = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, seed=seed,
+    h, _ = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, seed=next(seeds),
                                      name=f"{name}_self_attention")(
         h, h, attention_mask=attention_mask, use_causal_mask=causal,
         return_attention_scores=True)
     x = layers.Add(name=f"{name}_residual_attention")([x, sublayer_output(h, "attention")])
     if context is not None:
         h = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm_cross")(x)
-        h, _ = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, seed=seed,
+        h, _ = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, seed=next(seeds),
                                          name=f"{name}_cross_attention")(
             h, context, attention_mask=context_mask, return_attention_scores=True)
         x = layers.Add(name=f"{name}_residual_cross")([x, sublayer_output(h, "cross")])
@@ -321,7 +323,8 @@ def build_text_transformer(vocab_size: int, length: int, dim: int = 32, num_head
     keys = _key_padding_mask(tokens)
     for index in range(1, blocks + 1):
         x = transformer_block(x, num_heads, dim // num_heads, ff_dim, attention_mask=keys,
-                              dropout=dropout, seed=seed, name=f"encoder_{index}")
+                              dropout=dropout, seed=None if seed is None else seed + 5 * index,
+                              name=f"encoder_{index}")
     x = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     x = layers.GlobalAveragePooling1D(name="mean")(x, mask=ops.not_equal(tokens, PAD))
     return keras.Model(tokens, layers.Dense(1, name="logit")(x), name=_check_name(name))

@@ -255,6 +255,21 @@ def test_block_without_positions_is_permutation_equivariant():
                                atol=1e-5)
 
 
+def test_dropout_is_active_in_training_only_and_seeded():
+    def build():
+        keras.utils.set_random_seed(7)
+        return build_text_transformer(30, 6, dim=8, num_heads=2, ff_dim=16, dropout=0.5, seed=3)
+
+    model = build()
+    ids = np.array([[4, 5, 6, 7, 0, 0]] * 2)
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert len(dropouts) == 2 and len({layer.seed for layer in dropouts}) == 2
+    np.testing.assert_array_equal(np.asarray(model(ids)), np.asarray(model(ids)))
+    trained = np.asarray(model(ids, training=True))
+    assert not np.allclose(trained, np.asarray(model(ids)))
+    np.testing.assert_array_equal(trained, np.asarray(build()(ids, training=True)))
+
+
 def test_transformer_block_argument_errors():
     x = keras.Input(shape=(4, 8))
     with pytest.raises(ValueError, match="dropout"):
