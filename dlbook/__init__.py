@@ -18,6 +18,8 @@ The library:
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
   :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
 - :mod:`dlbook.attention` (12) — attention, masks, positional encodings, transformer models.
+- Generative models: :mod:`dlbook.generative` (the judge of generated digits and the baselines,
+  13–16).
 """
 
 __version__ = "0.1.0"
