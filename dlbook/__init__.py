@@ -16,7 +16,7 @@ The library:
   records for the seed-sweep report.
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
-  :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
+  :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9), :mod:`dlbook.scaling` (17).
 """
 
 __version__ = "0.1.0"
