@@ -37,8 +37,6 @@ import numpy as np
 
 LOOPBACK = "127.0.0.1"
 FLOAT16_SMALLEST_SUBNORMAL = 2.0**-24  # the smallest positive float16; half of it rounds to 0
-FLOAT16_SMALLEST_NORMAL = 2.0**-14
-FLOAT16_LARGEST = 65504.0
 LOG_TAIL_LINES = 15
 
 
