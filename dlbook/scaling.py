@@ -7,11 +7,13 @@
 - :func:`build_digit_mlp`, :func:`train_data_parallel` and :func:`replica_gradients`: synchronous
   data parallelism with a custom training loop, the same code on one device, on several and on
   several worker processes.
-- :func:`free_ports`, :func:`tf_config`, :func:`run_workers` and :func:`train_multi_worker`: real
-  multi-worker training with ``tf.distribute.MultiWorkerMirroredStrategy`` on localhost; the worker
-  program is this module run as ``python -m dlbook.scaling`` (:func:`worker_main`).
+- :func:`free_ports`, :func:`port_is_free`, :func:`tf_config`, :func:`worker_environment`,
+  :func:`run_workers` and :func:`train_multi_worker`: real multi-worker training with
+  ``tf.distribute.MultiWorkerMirroredStrategy`` on localhost; the worker program is this module
+  run as ``python -m dlbook.scaling`` (:func:`worker_main`).
 - :func:`float16_underflow`: what storing small numbers in float16 does to them.
-- :func:`make_train_step`: a compiled training step, with or without XLA.
+- :func:`make_train_step`: a compiled training step, with or without XLA; :func:`time_examples`
+  and :func:`consume` time it, and an input pipeline, in wall-clock and CPU time.
 
 Taught in chapter 17.
 """
