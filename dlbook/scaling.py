@@ -174,7 +174,8 @@ def train_data_parallel(strategy, x, y, *, global_batch: int, epochs: int, learn
                         seed: int, hidden: int = 32) -> TrainingRun:
     """Train :func:`build_digit_mlp` with SGD under ``strategy``: synchronous data parallelism.
 
-    Every step takes the next ``global_batch`` examples (shuffled with ``seed`` each epoch) and
+    Every step takes the next ``global_batch`` examples (in an order drawn from ``seed`` alone,
+    a new one each epoch, so that every process computes the same) and
     splits them evenly over the replicas of ``strategy`` — the devices of one machine
     (``MirroredStrategy``) or of several processes (``MultiWorkerMirroredStrategy``, which gives
     each worker its share of every batch). Each replica divides its summed loss by the *global*
@@ -201,8 +202,11 @@ def train_data_parallel(strategy, x, y, *, global_batch: int, epochs: int, learn
     options = tf.data.Options()
     # Every worker reads the whole (small) dataset and keeps its share of each batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(x)), x, y))
-               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    # The order of every epoch comes from ``seed`` alone (NumPy, not ``Dataset.shuffle``, whose
+    # order also depends on TensorFlow's global seed), so every process computes the same one.
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
+    dataset = (tf.data.Dataset.from_tensor_slices((order, x[order], y[order]))
                .batch(global_batch)
                .with_options(options))
     with strategy.scope():
@@ -226,11 +230,10 @@ def train_data_parallel(strategy, x, y, *, global_batch: int, epochs: int, learn
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     step_losses, seen = [], []
-    for _ in range(epochs):
-        for indices, features, labels in strategy.experimental_distribute_dataset(dataset):
-            step_losses.append(float(train_step(features, labels)))
-            seen.extend(np.concatenate([np.asarray(part) for part in
-                                        strategy.experimental_local_results(indices)]))
+    for indices, features, labels in strategy.experimental_distribute_dataset(dataset):
+        step_losses.append(float(train_step(features, labels)))
+        seen.extend(np.concatenate([np.asarray(part) for part in
+                                    strategy.experimental_local_results(indices)]))
     return TrainingRun([np.asarray(w) for w in model.get_weights()], np.array(step_losses),
                        np.array(seen))
 

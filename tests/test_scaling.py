@@ -394,3 +394,27 @@ def test_virtual_cpus_mirrored_training_and_the_replica_loss_mistake():
     assert lines[0] == f"{names} {names}"
     assert lines[-1].startswith("refused: cannot split the CPU into 3 logical devices")
     assert "already started with 2" in lines[-1] and "restart the kernel" in lines[-1]
+
+
+def test_train_multi_worker_twice_in_a_row_equals_one_device():
+    """Two real worker processes on loopback, run twice in a row (as a re-executed notebook cell
+    does): each run equals one device on the global batch, and leaves no process or port behind."""
+    x, y = small_data(16)
+    common = {"global_batch": 8, "epochs": 2, "learning_rate": 0.5, "seed": 4}
+    single = scaling.train_data_parallel(tf.distribute.OneDeviceStrategy("CPU:0"), x, y, **common)
+    rng = np.random.default_rng(4)  # the order depends on the seed argument alone
+    np.testing.assert_array_equal(single.seen, np.concatenate([rng.permutation(16),
+                                                               rng.permutation(16)]))
+    for _ in range(2):
+        cluster = scaling.train_multi_worker(x, y, workers=2, timeout=120, **common)
+        assert len(cluster.runs) == 2 and not any(alive(pid) for pid in cluster.pids)
+        ports = [int(address.rsplit(":", 1)[1]) for address in cluster.addresses]
+        assert all(scaling.port_is_free(port) for port in ports)
+        first, second = cluster.runs
+        assert sorted(np.concatenate([first.seen[:4], second.seen[:4]])) == sorted(
+            single.seen[:8].tolist()), "the two workers share the first global batch"
+        np.testing.assert_array_equal(first.losses, second.losses)
+        np.testing.assert_allclose(first.losses, single.losses, rtol=1e-5)
+        for a, b, want in zip(first.weights, second.weights, single.weights, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-6)
