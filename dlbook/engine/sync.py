@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 
 from dlbook.engine.chapters import (
+    INSTALL_TAG,
     UI_METADATA,
     Chapter,
     DlbookError,
@@ -40,8 +41,11 @@ class SyncResult:
 
 
 def code_fingerprint(notebook) -> str:
-    """One hash of every code cell's source, in order: what `dlbook run` executed."""
-    codes = [fingerprint(c) for c in notebook.cells if c.cell_type == "code"]
+    """One hash of every code cell's source, in order: what `dlbook run` executed. The generated
+    Colab install cell is left out: it does nothing off Colab, so a run or a seed sweep stays
+    current when only the repository it names changes."""
+    codes = [fingerprint(c) for c in notebook.cells
+             if c.cell_type == "code" and INSTALL_TAG not in c.metadata.get("tags", [])]
     return hashlib.sha256("".join(codes).encode()).hexdigest()[:16]
 
 

@@ -151,3 +151,18 @@ def test_sync_writes_the_readme_chapter_table(chapter):
     assert "colab.research.google.com/github/example/tinybook/blob/main/notebooks/01_tiny.ipynb" in text
     assert text.endswith("\n\nMore.\n") and readme_drift(chapter.root) is None
     assert sync_readme(chapter.root) is False
+
+
+def test_the_code_fingerprint_ignores_the_generated_install_cell_only(chapter):
+    sync_chapter(chapter)
+    notebook = nbformat.read(chapter.notebook, as_version=4)
+    with_install = code_fingerprint(notebook)
+    install = [c for c in notebook.cells if "colab-install" in c.metadata.get("tags", [])]
+    assert len(install) == 1
+    install[0].source += "\n# another repository"
+    assert code_fingerprint(notebook) == with_install
+    notebook.cells.remove(install[0])
+    assert code_fingerprint(notebook) == with_install
+    lesson = next(c for c in notebook.cells if c.cell_type == "code")
+    lesson.source += "\nx = 1"
+    assert code_fingerprint(notebook) != with_install
