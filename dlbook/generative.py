@@ -23,18 +23,6 @@ The baselines a sceptic asks for: samples from a Gaussian fitted to the training
 would have produced (:func:`nearest_training_images`), and a decoder fed random codes
 (:func:`decode_noise`). :func:`scores_table` prints them side by side.
 
-Typical use, for 28×28 (:func:`dlbook.data.load_mnist_5k`) or 8×8 (:func:`dlbook.data.load_digits`)
-digits, flat or not::
-
-    judge = train_judge(x_train, y_train, SEED, held_out=(x_test, y_test))
-    assert judge.accuracy >= 0.9                      # competent before it judges
-    scores = {"model": judge.score(samples),
-              "Gaussian fit": judge.score(gaussian_samples(x_train, len(samples), SEED + 1)),
-              "nearest training": judge.score(nearest_training_images(samples, x_train))}
-    print(scores_table(scores))                       # rounded, safe to compare in nbval
-
-Compare sets of the same size (the Fréchet distance is biased upwards for small sets).
-
 Taught in chapter 13 (the baselines) and chapter 14 (the judge); used in chapters 14–16.
 """
 
