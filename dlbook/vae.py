@@ -7,7 +7,8 @@
   owns. :meth:`VAE.generate` decodes prior samples in one compiled call.
 - The maths, checked in NumPy: :func:`gaussian_kl` (closed form) against :func:`monte_carlo_kl`,
   and the two gradient estimators of :math:`\\nabla_\\mu \\mathbb{E}_{z\\sim N(\\mu,\\sigma^2)} f(z)`,
-  :func:`reparameterised_gradients` and :func:`score_function_gradients`.
+  :func:`reparameterised_gradients` and :func:`score_function_gradients`; the same two
+  estimators on a trained VAE's decoder, :func:`code_gradient_estimates`.
 - :func:`interpolate` walks between two codes (latent interpolation); :func:`cross_fade` mixes two
   images pixel by pixel (the baseline it is compared with).
 
@@ -96,6 +97,14 @@ def score_function_gradients(f: Callable, mean: float, std: float, n: int, seed:
 
 # --- the model ---------------------------------------------------------------------------------
 
+def bernoulli_nll(logits, x):
+    """``-log p(x | z)`` per example, in nats: the binary cross-entropy of pixels ``x`` against the
+    decoder's ``logits``, summed over the last axis, in its stable form
+    ``max(l, 0) - l x + log(1 + exp(-|l|))``. Taught in chapter 14."""
+    return ops.sum(ops.maximum(logits, 0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits))),
+                   axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="dlbook")
 class VAE(keras.Model):
     """A variational autoencoder for images with pixels in [0, 1] (flat: ``(batch, pixels)``).
@@ -136,6 +145,7 @@ class VAE(keras.Model):
                          for name in ("loss", "reconstruction", "kl")}
         self._generate = tf.function(self._generate_step)
         self._decode = tf.function(lambda z: ops.sigmoid(self.decoder(z, training=False)))
+        self._value_and_slope = tf.function(self._value_and_slope_step)
 
     @property
     def metrics(self):
@@ -156,9 +166,7 @@ class VAE(keras.Model):
         mean, log_var = self.posterior(x, training=training)
         eps = keras.random.normal(ops.shape(mean), seed=self.noise)
         z = mean + ops.exp(0.5 * log_var) * eps
-        logits = self.decoder(z, training=training)
-        reconstruction = ops.sum(
-            ops.maximum(logits, 0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits))), axis=-1)
+        reconstruction = bernoulli_nll(self.decoder(z, training=training), x)
         kl = 0.5 * ops.sum(ops.square(mean) + ops.exp(log_var) - 1.0 - log_var, axis=-1)
         return reconstruction, kl
 
@@ -183,6 +191,12 @@ class VAE(keras.Model):
         self._record(*self.losses_of(x, training=False))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    def _value_and_slope_step(self, x, z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            values = bernoulli_nll(self.decoder(z, training=False), x)
+        return values, tape.gradient(values, z)  # each value depends on its own z only
+
     def _generate_step(self, n):
         z = keras.random.normal((n, self.latent_dim), seed=self.prior_noise)
         return ops.sigmoid(self.decoder(z, training=False))
@@ -202,6 +216,33 @@ class VAE(keras.Model):
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (n, {self.latent_dim}), got shape {z.shape}")
         return np.asarray(self._decode(tf.constant(z)))
+
+
+def code_gradient_estimates(model: VAE, x, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Single-draw estimates of the gradient that trains the encoder's means, in the real model.
+
+    For each image of ``x`` ``(n, pixels)`` and its posterior N(mean, std²): ``draws`` estimates
+    of d/d(mean) E_q[-log p(x | z)] (the reconstruction term), both ways, from the same draws
+    ``z = mean + std * eps``: reparameterised, the decoder's slope ``∂(-log p(x | z))/∂z`` (one
+    compiled tape call), and score function, ``-log p(x | z) * (z - mean) / std²`` (values only).
+    Returns the two arrays, each ``(draws, n, latent_dim)``; both have the same expectation.
+    Taught in chapter 14.
+    """
+    if not isinstance(model, VAE):
+        raise ValueError(f"model must be a dlbook.vae.VAE, got {type(model).__name__}")
+    rows = np.asarray(x, dtype=np.float32)
+    if rows.ndim != 2 or len(rows) == 0:
+        raise ValueError(f"x must be a non-empty batch (n, pixels), got shape {rows.shape}")
+    draws = _check_int("draws", draws, 2)
+    mean, log_var = (np.asarray(a, dtype=np.float64) for a in model.posterior(tf.constant(rows)))
+    std = np.exp(0.5 * log_var)
+    eps = np.random.default_rng(_check_int("seed", seed, 0)).standard_normal((draws, *mean.shape))
+    z = (mean + std * eps).astype(np.float32).reshape(-1, model.latent_dim)
+    repeated = np.broadcast_to(rows, (draws, *rows.shape)).reshape(-1, rows.shape[1])
+    values, slopes = model._value_and_slope(tf.constant(repeated), tf.constant(z))
+    values = np.asarray(values, dtype=np.float64).reshape(draws, len(rows), 1)
+    slopes = np.asarray(slopes, dtype=np.float64).reshape(eps.shape)
+    return slopes, values * eps / std  # (z - mean) / std² = eps / std
 
 
 # --- interpolation -----------------------------------------------------------------------------

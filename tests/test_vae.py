@@ -164,3 +164,32 @@ def test_interpolation_and_cross_fade():
         V.interpolate(a, b[:2], 3)
     with pytest.raises(ValueError, match="steps must be"):
         V.interpolate(a, b, 1)
+
+
+def test_code_gradient_estimates_match_finite_differences_and_each_other(digits):
+    model = make_vae(seed=6)
+    model.fit(shuffled_batches(digits, 64, seed=0), epochs=3, verbose=0)
+    x = digits[:4]
+    slopes, scores = V.code_gradient_estimates(model, x, 4000, seed=2)
+    assert slopes.shape == scores.shape == (4000, 4, 2)
+    # Each reparameterised estimate is the decoder's slope at its draw: check one by differences.
+    mean, log_var = (np.asarray(a, np.float64) for a in model.posterior(tf.constant(x)))
+    eps = np.random.default_rng(2).standard_normal((4000, 4, 2))
+    z = mean + np.exp(0.5 * log_var) * eps
+    nll = lambda codes: np.asarray(  # noqa: E731
+        V.bernoulli_nll(model.decoder(codes.astype(np.float32)), x), dtype=np.float64)
+    step = np.array([[1e-2, 0.0]])
+    difference = (nll(z[0] + step) - nll(z[0] - step)) / 2e-2
+    np.testing.assert_allclose(slopes[0, :, 0], difference, rtol=2e-2, atol=2e-2)
+    # Score function: the value times eps / std; and both estimate the same gradient.
+    np.testing.assert_allclose(scores[0], nll(z[0])[:, None] * eps[0] / np.exp(0.5 * log_var),
+                               rtol=1e-4)
+    error = np.sqrt((slopes.var(0) + scores.var(0)) / 4000)
+    assert np.all(np.abs(slopes.mean(0) - scores.mean(0)) < 4.5 * error)
+    assert slopes.var(0).mean() < 0.05 * scores.var(0).mean()
+    again, _ = V.code_gradient_estimates(model, x, 4000, seed=2)
+    np.testing.assert_array_equal(again, slopes)
+    with pytest.raises(ValueError, match="draws must be"):
+        V.code_gradient_estimates(model, x, 1, seed=0)
+    with pytest.raises(ValueError, match="must be a dlbook.vae.VAE"):
+        V.code_gradient_estimates(model.decoder, x, 10, seed=0)
