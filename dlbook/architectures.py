@@ -15,8 +15,8 @@ dominate a CNN's cost. :func:`fresh_optimizer_state` and :func:`restart` train o
 again from new weights without tracing its training step again. :func:`imagenet_application`
 loads a ``keras.applications`` model with ImageNet weights only when the caller opts in to the
 download; :func:`unfreeze` prepares a pretrained base for fine-tuning. :func:`saliency_map` and
-:func:`grad_cam` ask a trained classifier which pixels drive its prediction, and
-:func:`erase_top_pixels` tests the answer.
+:func:`gradient_times_input` and :func:`grad_cam` ask a trained classifier which pixels drive its
+prediction, and :func:`erase_top_pixels` tests the answer.
 
 Everything here is taught in chapter 9.
 """
@@ -356,6 +356,15 @@ def _as_images(model: keras.Model, images) -> tf.Tensor:
     return images
 
 
+def _input_gradients(model: keras.Model, images, class_index) -> tuple[np.ndarray, np.ndarray]:
+    images = _as_images(model, images)
+    classes = _class_indices(model, images, class_index)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = tf.gather(model(images, training=False), classes, axis=-1, batch_dims=1)
+    return images.numpy(), tape.gradient(scores, images).numpy()
+
+
 def saliency_map(model: keras.Model, images, class_index=None) -> np.ndarray:
     """Vanilla gradient saliency (Simonyan et al., 2013): ``max_c |∂ score / ∂ pixel|``.
 
@@ -364,13 +373,20 @@ def saliency_map(model: keras.Model, images, class_index=None) -> np.ndarray:
     saturates, and its gradient then says little. Returns ``(n, height, width)``, non-negative;
     the channel axis is reduced by its maximum. Taught in chapter 9.
     """
-    images = _as_images(model, images)
-    classes = _class_indices(model, images, class_index)
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        scores = tf.gather(model(images, training=False), classes, axis=-1, batch_dims=1)
-    gradients = tape.gradient(scores, images)
-    return np.max(np.abs(gradients.numpy()), axis=-1)
+    _, gradients = _input_gradients(model, images, class_index)
+    return np.max(np.abs(gradients), axis=-1)
+
+
+def gradient_times_input(model: keras.Model, images, class_index=None) -> np.ndarray:
+    """``Σ_c pixel · ∂ score / ∂ pixel`` per pixel (Shrikumar et al., 2017), signed.
+
+    To first order it is how much the score would *fall* if the pixel were set to 0: the
+    gradient says how sensitive the score is, the input how large the change would be. For a
+    linear score without bias the map sums exactly to the score. Same arguments as
+    :func:`saliency_map`; returns ``(n, height, width)``. Taught in chapter 9.
+    """
+    images, gradients = _input_gradients(model, images, class_index)
+    return (images * gradients).sum(axis=-1)
 
 
 def grad_cam(model: keras.Model, images, layer_name: str, class_index=None,

@@ -20,6 +20,7 @@ from dlbook.architectures import (  # noqa: E402
     erase_top_pixels,
     fresh_optimizer_state,
     grad_cam,
+    gradient_times_input,
     imagenet_application,
     inception_module,
     layer_costs,
@@ -492,6 +493,20 @@ def test_unfreeze_everything_and_nested_models():
         unfreeze(outer, keep_batch_norm_frozen="yes")
 
 
+def test_gradient_times_input_of_a_linear_model_sums_to_its_score():
+    inputs = keras.Input((3, 3, 2))
+    linear = keras.Model(inputs, keras.layers.Dense(2, use_bias=False)(
+        keras.layers.Flatten()(inputs)))
+    weights = np.random.default_rng(0).normal(size=(18, 2)).astype("float32")
+    linear.set_weights([weights])
+    x = np.random.default_rng(1).normal(size=(4, 3, 3, 2)).astype("float32")
+    attribution = gradient_times_input(linear, x, class_index=1)
+    assert attribution.shape == (4, 3, 3)
+    np.testing.assert_allclose(attribution, (x * weights[:, 1].reshape(3, 3, 2)).sum(axis=-1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(attribution.sum(axis=(1, 2)), linear(x).numpy()[:, 1], rtol=1e-4)
+
+
 # --- the deletion test ---------------------------------------------------------------------------
 
 def test_erase_top_pixels_by_hand():
@@ -528,6 +543,6 @@ def test_erase_top_pixels_errors():
                                       separable_block, layer_costs, count_costs,
                                       imagenet_application, saliency_map, grad_cam,
                                       fresh_optimizer_state, restart, unfreeze,
-                                      erase_top_pixels])
+                                      erase_top_pixels, gradient_times_input])
 def test_every_public_function_names_its_chapter(function):
     assert "Taught in chapter 9." in " ".join(function.__doc__.split())
