@@ -4,6 +4,7 @@
     python3 book.py build [CHAPTER…] [--force] [--jobs N] [--threads N] [--timeout S] …
     python3 book.py test [PYTEST ARGUMENTS…]
     python3 book.py sweep [CHAPTER…] [--seeds 0-3] [--jobs N] [--threads N] [--timeout S] …
+    python3 book.py html [--out DIR]
 
 Each command first makes sure ``.venv`` exists and holds the pinned dependencies (re-installing
 when ``pyproject.toml`` or ``constraints.txt`` changed), then runs:
@@ -15,6 +16,7 @@ when ``pyproject.toml`` or ``constraints.txt`` changed), then runs:
   pytest: ``python3 book.py test tests/`` runs the unit tests only.
 - ``sweep``: ``dlbook sweep`` — run chapters with each chapter's own seed and the ``--seeds``
   given, writing only ``reports/seed_sweep.{json,md}``.
+- ``html``: ``dlbook html`` — the website, from the committed notebooks, into ``build/html``.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="book.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,test,sweep}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{build,test,sweep,html}")
     build = commands.add_parser("build", help="sync and execute chapters")
     sweep = commands.add_parser("sweep", help="run chapters with several seeds")
     for command in (build, sweep):
@@ -90,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", help="seeds besides each chapter's own, e.g. 0-3")
     commands.add_parser("test", help="unit tests and strict nbval (arguments go to pytest)",
                         add_help=False)
+    site = commands.add_parser("html", help="build the website into build/html")
+    site.add_argument("--out", default="build/html")
     return parser
 
 
@@ -115,6 +120,8 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return subprocess.run([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT,
                               env=env).returncode
+    if command == "html":
+        return subprocess.run([dlbook, "html", "--out", args.out], cwd=ROOT, env=env).returncode
     if command == "sweep":
         seeds = ["--seeds", args.seeds] if args.seeds else []
         return subprocess.run([dlbook, "sweep", *args.chapters, *seeds, *_run_options(args)],

@@ -17,6 +17,8 @@ The library:
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
   :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9).
+- Generative models: :mod:`dlbook.generative` (the judge of generated digits and the baselines,
+  13–16).
 """
 
 __version__ = "0.1.0"

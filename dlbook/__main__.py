@@ -1,3 +1,3 @@
-from dlbook.engine.cli import main
+from dlbook.engine import main
 
 raise SystemExit(main())

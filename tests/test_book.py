@@ -42,6 +42,9 @@ def test_chapter_passes_the_seed_sweep(chapter):
 
 
 def test_readme_lists_every_chapter():
+    from dlbook.engine.sync import readme_drift
+
+    assert readme_drift(ROOT) is None
     readme = (ROOT / "README.md").read_text()
     for chapter in CHAPTERS:
         assert f"notebooks/{chapter.stem}.ipynb" in readme, f"README's table misses {chapter.stem}"

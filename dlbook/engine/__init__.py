@@ -11,3 +11,16 @@
 The direction of imports is one way: the engine may import the library (``dlbook.report`` for the
 headline format, ``dlbook.repro`` for the seed variable), never the reverse (a test checks it).
 """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``dlbook`` command; says what to install when the engine's tools are missing."""
+    try:
+        from dlbook.engine.cli import main as command
+    except ImportError as error:  # dlbook installed for reading only: pip install dlbook
+        import sys
+
+        print(f"dlbook: error: the book's tools are not installed ({error.name} is missing): "
+              "pip install 'dlbook[book]'", file=sys.stderr)
+        return 2
+    return command(argv)

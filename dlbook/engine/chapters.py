@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ TESTS_TAG = "tests"
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+INSTALL_TAG = "colab-install"
 
 
 class DlbookError(Exception):
@@ -90,6 +94,36 @@ def find_root(start: Path | None = None) -> Path:
         f"no book found at or above {here}: run dlbook inside the repository "
         "(the folder with chapters/ and pyproject.toml)"
     )
+
+
+def settings(root: Path) -> dict:
+    """``[tool.dlbook]`` of pyproject.toml: ``repository`` (https://github.com/OWNER/NAME), ``branch``."""
+    try:
+        table = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("dlbook", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise DlbookError(f"pyproject.toml cannot be read: {error}") from None
+    repository = table.get("repository", "")
+    if not repository.startswith("https://github.com/") or repository.count("/") != 4:
+        raise DlbookError("pyproject.toml needs [tool.dlbook] repository = "
+                          f"\"https://github.com/OWNER/NAME\", got {repository!r}")
+    return {"repository": repository.rstrip("/"), "branch": table.get("branch", "main")}
+
+
+def install_cell(root: Path):
+    """The code cell every notebook starts with: on Colab, install the book's package (keeping
+    Colab's TensorFlow and Keras, which satisfy its requirements); anywhere else, nothing."""
+    source = (
+        "# On Colab, install the book's package first (Colab's TensorFlow and Keras are kept);\n"
+        "# anywhere else this cell does nothing.\n"
+        "import sys\n\n"
+        "if \"google.colab\" in sys.modules:\n"
+        "    import subprocess\n\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\",\n"
+        f"                    \"dlbook @ git+{settings(root)['repository']}\"], check=True)"
+    )
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [INSTALL_TAG]
+    return cell
 
 
 def all_chapters(root: Path) -> list[Chapter]:
@@ -159,9 +193,12 @@ def code_cell_lines(text: str) -> list[int]:
 
 def source_location(chapter: Chapter, notebook, cell_index: int) -> str | None:
     """``chapters/NN_slug.md:LINE`` of a notebook code cell, or None if it cannot be told."""
-    if not 0 <= cell_index < len(notebook.cells) or notebook.cells[cell_index].cell_type != "code":
+    def from_source(cell) -> bool:  # the install cell is generated, not in the source
+        return cell.cell_type == "code" and INSTALL_TAG not in cell.metadata.get("tags", [])
+
+    if not 0 <= cell_index < len(notebook.cells) or not from_source(notebook.cells[cell_index]):
         return None
-    ordinal = sum(1 for c in notebook.cells[:cell_index] if c.cell_type == "code")
+    ordinal = sum(1 for c in notebook.cells[:cell_index] if from_source(c))
     try:
         lines = code_cell_lines(chapter.source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
@@ -266,6 +303,9 @@ def build_notebook(chapter: Chapter):
             "dlbook": {"source": f"chapters/{chapter.stem}.md"},
         }
     )
+    first_code = next((i for i, c in enumerate(notebook.cells) if c.cell_type == "code"),
+                      len(notebook.cells))
+    notebook.cells.insert(first_code, install_cell(chapter.root))
     seen: dict[str, int] = {}
     exercise = 0
     for cell in notebook.cells:

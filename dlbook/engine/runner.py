@@ -13,6 +13,8 @@ running kernels are stopped, finished results are kept.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import platform
 import queue
@@ -20,6 +22,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -47,6 +50,10 @@ THREAD_VARIABLES = (
     "TF_NUM_INTEROP_THREADS",
 )
 INTERRUPTED_EXIT = 130
+# Threads per kernel for the book's own run and for nbval. Summation order, and so the last digits
+# of a training result, depends on the thread count, so the stored outputs are made, and compared,
+# with this one value whatever the machine or the number of parallel jobs.
+BOOK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class RunResult:
 class RunOutcome:
     """What a batch of jobs gave: one result per finished job, and whether Ctrl-C cut it short."""
 
-    results: list[RunResult]
+    results: list  # RunResult for chapters; whatever the jobs' targets return otherwise
     not_run: list[str] = field(default_factory=list)  # jobs cancelled by an interrupt
 
     @property
@@ -256,33 +263,43 @@ def _on_terminate(signum, frame):  # noqa: ARG001 — signal handler signature
     os._exit(INTERRUPTED_EXIT)
 
 
-def _kernel_environment(threads: int, seed: int | None, measures: Path) -> dict[str, str]:
+def kernel_environment(threads: int, seed: int | None = None,
+                       measures: Path | None = None) -> dict[str, str]:
+    """The kernel's environment: bounded threads, the seed override only when asked for."""
     env = {k: v for k, v in os.environ.items() if k not in (SEED_VARIABLE, MEASURES_VARIABLE)}
     for variable in THREAD_VARIABLES:
         env[variable] = str(threads)
     env["DLBOOK_THREADS"] = str(threads)
-    env[MEASURES_VARIABLE] = str(measures)
+    if measures is not None:
+        env[MEASURES_VARIABLE] = str(measures)
     if seed is not None:
         env[SEED_VARIABLE] = str(seed)
     return env
 
 
-def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None = None,
-                threads: int | None = None) -> RunResult:
-    """Execute one chapter in a fresh kernel.
+@dataclass
+class Execution:
+    """How executing a notebook went (the notebook itself is filled in place)."""
 
-    Without ``seed`` this is the book's own run: the notebook is written back only if every cell
-    ran. With ``seed`` the kernel runs with ``DLBOOK_SEED=seed`` and nothing is written.
+    error: BaseException | None  # None: every cell ran (with allow_errors, errors are in outputs)
+    cell: int  # the cell running when it stopped, or the last cell
+    watch: _Watch  # a limit the worker itself enforced, if one was hit
+    returncode: int | None  # the kernel's exit status, when it died
+    peak_bytes: float
+    cpu_s: float
+    wall_s: float
+
+
+def execute(notebook, workdir: Path, env: dict[str, str], limits: Limits, kernel_log: Path,
+            allow_errors: bool = False) -> Execution:
+    """Run ``notebook`` in a fresh kernel in ``workdir`` under ``limits``; fill in its outputs.
+
+    With ``allow_errors`` a cell that raises, or runs past the cell limit (the kernel is
+    interrupted), does not stop the run: its error is stored as its output, as nbgrader does.
+    The chapter limit and the memory limit stop the kernel either way.
     """
     from nbclient import NotebookClient
 
-    limits = limits or Limits()
-    threads = threads or os.cpu_count() or 1
-    problem = drift(chapter)
-    if problem is not None:
-        return _failed(chapter, seed, f"{problem}; refusing to run a notebook that is not in sync")
-    notebook = read_notebook(chapter)
-    code = code_fingerprint(notebook)
     current = {"index": -1}
     watch = _Watch()
     memory: dict[str, PeakMemory] = {}
@@ -298,25 +315,23 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
             watch.reason, watch.cell = reason, current["index"]
             _stop_kernel()
 
+    quiet = logging.getLogger("dlbook.execute")  # nbclient logs every timeout it handles itself
+    quiet.propagate, quiet.disabled = False, allow_errors
     client = NotebookClient(
         notebook,
-        timeout=int(limits.cell_s),
+        timeout=max(1, int(limits.cell_s)),
         kernel_name="python3",
         record_timing=False,
-        resources={"metadata": {"path": str(chapter.notebook.parent)}},
+        allow_errors=allow_errors,
+        interrupt_on_timeout=allow_errors,
+        log=quiet,
+        resources={"metadata": {"path": str(workdir)}},
         on_cell_start=on_cell_start,
         on_cell_complete=on_cell_complete,
     )
-    logs = chapter.root / "build" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    suffix = f".seed{seed}" if seed is not None else ""
-    kernel_log = logs / f"{chapter.stem}{suffix}.kernel.log"
-    handle, measures_name = tempfile.mkstemp(prefix=f"{chapter.stem}.", suffix=".measures")
-    os.close(handle)
-    measures_file = Path(measures_name)
-    env = _kernel_environment(threads, seed, measures_file)
+    kernel_log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    returncode = None
+    returncode, failure = None, None
     timer = threading.Timer(limits.chapter_s, stop, args=("chapter",))
     timer.daemon = True
     try:
@@ -333,13 +348,47 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
             finally:
                 timer.cancel()
                 returncode = process.poll()
-    except Exception as error:  # every failure is reported against its chapter and cell
-        peak = memory["kernel"].peak_bytes if "kernel" in memory else 0
-        failing = watch.cell if watch.reason else current["index"]
-        message = _describe_failure(chapter, failing, notebook, error, watch, returncode,
-                                    peak / 2**20, limits)
+    except Exception as error:  # every failure is reported against its notebook and cell
+        failure = error
+    finally:
+        _KERNEL["pid"] = _KERNEL["connection_file"] = None
+    kernel = memory.get("kernel")
+    return Execution(failure, watch.cell if watch.reason else current["index"], watch, returncode,
+                     kernel.peak_bytes if kernel else 0, kernel.cpu_seconds if kernel else 0.0,
+                     time.perf_counter() - started)
+
+
+def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None = None,
+                threads: int | None = None) -> RunResult:
+    """Execute one chapter in a fresh kernel.
+
+    Without ``seed`` this is the book's own run: the notebook is written back only if every cell
+    ran, and the kernel always has :data:`BOOK_THREADS` threads. With ``seed`` the kernel runs with
+    ``DLBOOK_SEED=seed`` (and ``threads``, default :data:`BOOK_THREADS`) and nothing is written.
+    """
+    limits = limits or Limits()
+    threads = BOOK_THREADS if seed is None else (threads or BOOK_THREADS)
+    problem = drift(chapter)
+    if problem is not None:
+        return _failed(chapter, seed, f"{problem}; refusing to run a notebook that is not in sync")
+    notebook = read_notebook(chapter)
+    code = code_fingerprint(notebook)
+    suffix = f".seed{seed}" if seed is not None else ""
+    kernel_log = chapter.root / "build" / "logs" / f"{chapter.stem}{suffix}.kernel.log"
+    handle, measures_name = tempfile.mkstemp(prefix=f"{chapter.stem}.", suffix=".measures")
+    os.close(handle)
+    measures_file = Path(measures_name)
+    try:
+        run = execute(notebook, chapter.notebook.parent,
+                      kernel_environment(threads, seed, measures_file), limits, kernel_log)
+        measures = read_measures(measures_file)
+    finally:
+        measures_file.unlink(missing_ok=True)
+    if run.error is not None:
+        message = _describe_failure(chapter, run.cell, notebook, run.error, run.watch,
+                                    run.returncode, run.peak_bytes / 2**20, limits)
         if seed is None:
-            clear_after(notebook, failing)
+            clear_after(notebook, run.cell)
             coalesce_streams(notebook)
             failed_copy = chapter.root / "build" / "failed" / chapter.notebook.name
             write_atomically(notebook, failed_copy)
@@ -347,13 +396,7 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
         else:
             message += " (seed run"
         message += f", kernel log in {kernel_log.relative_to(chapter.root)})"
-        measures_file.unlink(missing_ok=True)
-        return _failed(chapter, seed, message, time.perf_counter() - started, peak, code)
-    finally:
-        _KERNEL["pid"] = _KERNEL["connection_file"] = None
-    wall = time.perf_counter() - started
-    measures = read_measures(measures_file)
-    measures_file.unlink(missing_ok=True)
+        return _failed(chapter, seed, message, run.wall_s, run.peak_bytes, code)
     if seed is None:
         # The executor's exact Python version is not part of the book; keep the file machine-neutral.
         notebook.metadata["language_info"] = {"name": "python"}
@@ -361,9 +404,8 @@ def run_chapter(chapter: Chapter, seed: int | None = None, limits: Limits | None
         coalesce_streams(notebook)
         _write_uninterrupted(notebook, chapter.notebook)
     return RunResult(
-        chapter.stem, chapter.title(), True, round(wall, 1),
-        round(memory["kernel"].peak_bytes / 2**20, 0), find_headline(notebook), "", _now(),
-        seed, round(memory["kernel"].cpu_seconds, 1), code, measures,
+        chapter.stem, chapter.title(), True, round(run.wall_s, 1), round(run.peak_bytes / 2**20, 0),
+        find_headline(notebook), "", _now(), seed, round(run.cpu_s, 1), code, measures,
     )
 
 
@@ -391,47 +433,63 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def _worker(index: int, chapter: Chapter, seed: int | None, limits: Limits, threads: int,
-            results) -> None:
+@dataclass(frozen=True)
+class Job:
+    """One unit of work for a worker process: ``target(*args, limits=…, threads=…)``.
+
+    ``target`` is a module-level function (workers are spawned, so it travels by name); ``lost``
+    makes the result to report when the work cannot produce one (an engine bug, a dead worker).
+    """
+
+    name: str
+    target: Callable
+    args: tuple
+    lost: Callable[[str], object]
+
+
+def chapter_job(chapter: Chapter, seed: int | None = None) -> Job:
+    """Run a chapter: the book's own run (``seed=None``) or a seed run."""
+    name = chapter.stem if seed is None else f"{chapter.stem} (seed {seed})"
+    return Job(name, run_chapter, (chapter, seed), functools.partial(_failed, chapter, seed))
+
+
+def _worker(index: int, job: Job, limits: Limits, threads: int, results) -> None:
     """A worker process: one job, its result put on ``results``. Ctrl-C is the parent's business.
 
-    The chapter runs in a second thread: nbclient installs its own SIGINT/SIGTERM handlers when
-    it runs in the main thread, and those would shut the kernel down gracefully (and slowly)
+    The job runs in a second thread: nbclient installs its own SIGINT/SIGTERM handlers when it
+    runs in the main thread, and those would shut the kernel down gracefully (and slowly)
     instead of leaving interrupts to the parent and SIGTERM to :func:`_on_terminate`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_terminate)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    box: dict[str, RunResult] = {}
+    box: dict[str, object] = {}
 
-    def job() -> None:
+    def work() -> None:
         try:
-            box["result"] = run_chapter(chapter, seed, limits, threads)
-        except Exception as error:  # a bug in the engine itself: still one line, for its chapter
-            box["result"] = _failed(chapter, seed,
-                                    f"dlbook could not run it: {type(error).__name__}: {error}")
+            box["result"] = job.target(*job.args, limits=limits, threads=threads)
+        except Exception as error:  # a bug in the engine itself: still one line, for its job
+            box["result"] = job.lost(f"dlbook could not run it: {type(error).__name__}: {error}")
 
-    thread = threading.Thread(target=job, name=f"run {chapter.stem}")
+    thread = threading.Thread(target=work, name=f"run {job.name}")
     thread.start()
     thread.join()
     results.put((index, box["result"]))
 
 
-def _job_name(chapter: Chapter, seed: int | None) -> str:
-    return chapter.stem if seed is None else f"{chapter.stem} (seed {seed})"
-
-
-def run_jobs(jobs: list[tuple[Chapter, int | None]], parallel: int = 1, threads: int | None = None,
+def run_jobs(jobs: list[Job], parallel: int = 1, threads: int | None = None,
              limits: Limits | None = None, on_result=None) -> RunOutcome:
-    """Run ``(chapter, seed)`` jobs, ``parallel`` at a time; results come back in job order.
+    """Run jobs, ``parallel`` at a time, each in a fresh worker; results come back in job order.
+
+    ``threads`` bounds each kernel's threads (default :data:`BOOK_THREADS`; the book's own run of a
+    chapter always uses that).
 
     Ctrl-C (``KeyboardInterrupt``) stops the batch: jobs not yet started are not run, running
     workers stop their kernels and write nothing; the outcome lists what finished and what did not.
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"jobs must be at least 1, got {parallel}")
-    cpus = os.cpu_count() or 1
-    threads = threads if threads is not None else max(1, cpus // parallel)
+    threads = threads if threads is not None else BOOK_THREADS
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     limits = limits or Limits()
@@ -439,20 +497,19 @@ def run_jobs(jobs: list[tuple[Chapter, int | None]], parallel: int = 1, threads:
     results_queue = context.Queue()
     pending = list(enumerate(jobs))
     running: dict[int, object] = {}
-    finished: dict[int, RunResult] = {}
-    backstop = limits.chapter_s + 120  # the worker enforces the limit; this catches a hung worker
     started_at: dict[int, float] = {}
+    finished: dict[int, object] = {}
+    backstop = limits.chapter_s + 120  # the worker enforces the limit; this catches a hung worker
     try:
         while pending or running:
             while pending and len(running) < parallel:
-                index, (chapter, seed) = pending.pop(0)
+                index, job = pending.pop(0)
                 # Workers start with SIGINT blocked so that Ctrl-C during their start-up cannot
                 # print a traceback from them; each unblocks it after ignoring it.
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
                     process = context.Process(target=_worker, daemon=True,
-                                              args=(index, chapter, seed, limits, threads,
-                                                    results_queue))
+                                              args=(index, job, limits, threads, results_queue))
                     process.start()
                 finally:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -473,7 +530,7 @@ def run_jobs(jobs: list[tuple[Chapter, int | None]], parallel: int = 1, threads:
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
-        not_run = [_job_name(*jobs[i]) for i in sorted(set(range(len(jobs))) - set(finished))]
+        not_run = [jobs[i].name for i in sorted(set(range(len(jobs))) - set(finished))]
         return RunOutcome([finished[i] for i in sorted(finished)], not_run)
     return RunOutcome([finished[i] for i in sorted(finished)])
 
@@ -487,9 +544,8 @@ def _reap_lost_workers(jobs, running, started_at, finished, backstop, on_result)
         if overdue:
             process.kill()
         process.join(timeout=10)
-        chapter, seed = jobs[index]
         why = "hung past every limit" if overdue else f"died ({_signal_name(process.exitcode)})"
-        result = _failed(chapter, seed, f"the dlbook worker running it {why}")
+        result = jobs[index].lost(f"the dlbook worker running it {why}")
         running.pop(index)
         finished[index] = result
         if on_result is not None:
@@ -499,7 +555,7 @@ def _reap_lost_workers(jobs, running, started_at, finished, backstop, on_result)
 def run_chapters(chapters: list[Chapter], jobs: int = 1, threads: int | None = None,
                  limits: Limits | None = None, on_result=None) -> RunOutcome:
     """The book's own run of ``chapters``: executed notebooks are written back."""
-    return run_jobs([(c, None) for c in chapters], jobs, threads, limits, on_result)
+    return run_jobs([chapter_job(c) for c in chapters], jobs, threads, limits, on_result)
 
 
 def cpu_model() -> str:

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import nbformat
 
-from dlbook.engine.chapters import UI_METADATA, Chapter, DlbookError, build_notebook, fingerprint
+from dlbook.engine.chapters import (
+    INSTALL_TAG,
+    UI_METADATA,
+    Chapter,
+    DlbookError,
+    all_chapters,
+    build_notebook,
+    fingerprint,
+    settings,
+)
 
 
 class HandEditError(DlbookError):
@@ -32,8 +41,11 @@ class SyncResult:
 
 
 def code_fingerprint(notebook) -> str:
-    """One hash of every code cell's source, in order: what `dlbook run` executed."""
-    codes = [fingerprint(c) for c in notebook.cells if c.cell_type == "code"]
+    """One hash of every code cell's source, in order: what `dlbook run` executed. The generated
+    Colab install cell is left out: it does nothing off Colab, so a run or a seed sweep stays
+    current when only the repository it names changes."""
+    codes = [fingerprint(c) for c in notebook.cells
+             if c.cell_type == "code" and INSTALL_TAG not in c.metadata.get("tags", [])]
     return hashlib.sha256("".join(codes).encode()).hexdigest()[:16]
 
 
@@ -163,3 +175,48 @@ def execution_problem(chapter: Chapter) -> str | None:
     if notebook.metadata.get("dlbook", {}).get("executed") != code_fingerprint(notebook):
         return f"{rel}: outputs come from older code (run `dlbook run {chapter.stem}`)"
     return None
+
+
+README_START = "<!-- chapters: written by `dlbook sync` from chapters/; do not edit by hand -->"
+README_END = "<!-- /chapters -->"
+
+
+def chapter_table(root: Path) -> str:
+    """The README's table of chapters, with each notebook's GitHub and Colab links."""
+    config = settings(root)
+    colab = ("https://colab.research.google.com/github/"
+             f"{config['repository'].removeprefix('https://github.com/')}/blob/{config['branch']}")
+    rows = ["| # | chapter | notebook | Colab |", "|---|---------|----------|-------|"]
+    for chapter in all_chapters(root):
+        title = chapter.title().split(". ", 1)[-1]
+        link = f"notebooks/{chapter.notebook.name}"
+        rows.append(f"| {chapter.number} | {title} | [{link}]({link}) | "
+                    f"[open in Colab]({colab}/{link}) |")
+    return "\n".join(rows)
+
+
+def readme_with_table(root: Path) -> tuple[str, str]:
+    """(README as it is, README as sync writes it) — the chapter table between its markers."""
+    path = root / "README.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if README_START not in text or README_END not in text:
+        return text, text  # a README without the markers is left alone
+    before, rest = text.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    return text, f"{before}{README_START}\n{chapter_table(root)}\n{README_END}{after}"
+
+
+def sync_readme(root: Path) -> bool:
+    """Rewrite the README's chapter table from the chapters; True if it changed."""
+    current, wanted = readme_with_table(root)
+    if current == wanted:
+        return False
+    from dlbook.data.registry import write_atomically as write_bytes
+
+    write_bytes(root / "README.md", wanted.encode("utf-8"))
+    return True
+
+
+def readme_drift(root: Path) -> str | None:
+    current, wanted = readme_with_table(root)
+    return None if current == wanted else "README.md: its chapter table is out of date (run `dlbook sync`)"

@@ -29,7 +29,8 @@ def code(source: str, tags: list[str] | None = None) -> str:
 
 def make_book(root: Path, chapters: dict[str, str]) -> Path:
     (root / "chapters").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("")
+    (root / "pyproject.toml").write_text(
+        '[tool.dlbook]\nrepository = "https://github.com/example/tinybook"\nbranch = "main"\n')
     for stem, text in chapters.items():
         (root / "chapters" / f"{stem}.md").write_text(text)
     return root

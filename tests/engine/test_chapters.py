@@ -96,7 +96,8 @@ def test_notebook_gets_stable_ids_and_nbgrader_metadata(book):
     chapter = resolve(book, ["1"])[0]
     first, second = build_notebook(chapter), build_notebook(chapter)
     assert [c.id for c in first.cells] == [c.id for c in second.cells]
-    solution, tests = first.cells[2], first.cells[3]
+    install, solution, tests = first.cells[1], first.cells[3], first.cells[4]
+    assert install.metadata.tags == ["colab-install"] and "google.colab" in install.source
     assert solution.metadata.nbgrader == {
         "grade": False, "grade_id": "01_tiny-ex1-solution", "locked": False,
         "schema_version": 3, "solution": True, "task": False,
@@ -122,6 +123,16 @@ def test_code_cells_are_located_in_their_source(book):
     chapter = resolve(book, ["1"])[0]
     notebook = build_notebook(chapter)
     lines = chapter.source.read_text().splitlines()
-    assert source_location(chapter, notebook, 2) == f"chapters/01_tiny.md:{lines.index('y = 2')}"
+    assert source_location(chapter, notebook, 3) == f"chapters/01_tiny.md:{lines.index('y = 2')}"
+    assert source_location(chapter, notebook, 1) is None  # the generated install cell
     assert source_location(chapter, notebook, 0) is None  # a markdown cell
     assert source_location(chapter, notebook, 99) is None
+
+
+def test_the_repository_setting_is_checked(book):
+    from dlbook.engine.chapters import settings
+
+    assert settings(book) == {"repository": "https://github.com/example/tinybook", "branch": "main"}
+    (book / "pyproject.toml").write_text('[tool.dlbook]\nrepository = "github.com/x"\n')
+    with pytest.raises(DlbookError, match=r"needs \[tool.dlbook\] repository"):
+        settings(book)

@@ -87,6 +87,7 @@ def test_a_corrupt_report_is_one_line(book, capsys):
         (["run", "--seed", "-1"], "argument --seed: a seed is a non-negative integer, got '-1'"),
         (["sweep", "--seeds", "1-x"], "seeds are non-negative integers or ranges"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "--threads", "1"], "--threads applies to --seed runs only"),
         (["run", "--nope"], "unrecognized arguments: --nope"),
     ],
 )

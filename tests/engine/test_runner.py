@@ -17,6 +17,7 @@ from dlbook.engine.runner import (
     Limits,
     _describe_failure,
     _Watch,
+    chapter_job,
     coalesce_streams,
     find_headline,
     parse_seeds,
@@ -60,12 +61,13 @@ def test_a_chapter_runs_and_reports_time_memory_and_headline(book):
     assert 20 < result.peak_mib < 2048  # a Python kernel's resident memory
     assert 0 < result.cpu_s < result.wall_s + 5
     notebook = nbformat.read(chapter.notebook, as_version=4)
-    assert [c.execution_count for c in notebook.cells if c.cell_type == "code"] == [1, 2, 3]
-    assert notebook.cells[1].outputs[0].text == "42\n"
+    assert [c.execution_count for c in notebook.cells if c.cell_type == "code"] == [1, 2, 3, 4]
+    assert notebook.cells[1].metadata.tags == ["colab-install"]  # first: the Colab install cell
+    assert notebook.cells[2].outputs[0].text == "42\n"
     assert notebook.metadata.language_info == {"name": "python"}
     assert execution_problem(chapter) is None
     assert result.code == code_fingerprint(notebook)
-    assert "execution" not in notebook.cells[1].metadata  # no timestamps in committed files
+    assert "execution" not in notebook.cells[2].metadata  # no timestamps in committed files
 
 
 def test_a_failing_cell_is_named_with_its_source_line_and_the_notebook_left_untouched(book):
@@ -74,7 +76,7 @@ def test_a_failing_cell_is_named_with_its_source_line_and_the_notebook_left_unto
     result = one(book, "2")
     assert not result.ok
     line = chapter.source.read_text().splitlines().index("raise ValueError('boom')")  # 0-based
-    assert ("02_fails.ipynb, cell 3 (\"raise ValueError('boom')\") at "
+    assert ("02_fails.ipynb, cell 4 (\"raise ValueError('boom')\") at "
             f"chapters/02_fails.md:{line}: ValueError: boom") in result.error
     assert chapter.notebook.read_bytes() == before
     assert (book / "build" / "failed" / "02_fails.ipynb").exists()
@@ -89,8 +91,8 @@ def test_the_partial_run_has_no_outputs_from_an_older_run_after_the_failing_cell
     nbformat.write(notebook, chapter.notebook)
     assert not one(book, "2").ok
     partial = nbformat.read(book / "build" / "failed" / "02_fails.ipynb", as_version=4)
-    codes = [c for c in partial.cells if c.cell_type == "code"]
-    assert codes[0].execution_count == 1 and codes[0].outputs == []  # fresh: x = 1 prints nothing
+    codes = [c for c in partial.cells if c.cell_type == "code"][1:]  # after the install cell
+    assert codes[0].execution_count == 2 and codes[0].outputs == []  # fresh: x = 1 prints nothing
     assert codes[2].outputs[0].ename == "ValueError"
     assert codes[3].outputs == [] and codes[3].execution_count is None
 
@@ -98,7 +100,7 @@ def test_the_partial_run_has_no_outputs_from_an_older_run_after_the_failing_cell
 def test_a_dead_kernel_is_reported_with_its_exit_status(book):
     result = one(book, "3")
     assert not result.ok
-    assert "03_dies.ipynb, cell 1" in result.error
+    assert "03_dies.ipynb, cell 2" in result.error
     assert "the kernel died (exit code 1)" in result.error
     assert "out of memory" not in result.error
 
@@ -149,7 +151,7 @@ def test_the_chapter_time_limit_stops_a_slow_chapter(book):
     result = one(book, "3", limits=Limits(chapter_s=2.5))
     assert time.perf_counter() - started < 20
     assert "the chapter ran past its time limit of 2 s (--timeout)" in result.error
-    assert "cell 2 ('time.sleep(1.5)')" in result.error
+    assert "cell 3 ('time.sleep(1.5)')" in result.error
 
 
 def test_limits_must_be_positive():
@@ -161,7 +163,7 @@ def test_consecutive_prints_become_one_output_and_a_rebuild_is_byte_identical(bo
     chapter = resolve(book, ["5"])[0]
     assert one(book, "5").ok
     first = chapter.notebook.read_bytes()
-    [cell] = [c for c in nbformat.reads(first.decode(), as_version=4).cells if c.cell_type == "code"]
+    [_, cell] = [c for c in nbformat.reads(first.decode(), as_version=4).cells if c.cell_type == "code"]
     assert [o.text for o in cell.outputs] == ["a\nb\n"]
     assert one(book, "5").ok
     assert chapter.notebook.read_bytes() == first
@@ -183,7 +185,7 @@ def test_coalescing_keeps_other_outputs_in_place():
 def test_a_seed_run_sets_the_seed_records_measures_and_writes_nothing(book, monkeypatch):
     chapter = resolve(book, ["4"])[0]
     before = chapter.notebook.read_bytes()
-    outcome = run_jobs([(chapter, 5), (chapter, 9)])
+    outcome = run_jobs([chapter_job(chapter, 5), chapter_job(chapter, 9)])
     assert [(r.seed, r.ok, r.measures) for r in outcome.results] == [
         (5, True, {"seed value": 5.0}), (9, True, {"seed value": 9.0})]
     assert chapter.notebook.read_bytes() == before
@@ -199,7 +201,7 @@ def test_a_chapter_out_of_sync_is_not_run(book):
 
 
 def test_chapters_run_in_parallel_and_results_keep_their_order(book):
-    results = run_chapters(resolve(book, ["1", "2"]), jobs=2, threads=1).results
+    results = run_chapters(resolve(book, ["1", "2"]), jobs=2).results
     assert [(r.chapter, r.ok) for r in results] == [("01_tiny", True), ("02_fails", False)]
 
 
@@ -292,3 +294,12 @@ def test_ctrl_c_stops_the_run_cleanly(tmp_path):
     assert after["03_queued.ipynb"] == before["03_queued.ipynb"]
     report = json.loads((root / "reports" / "run_report.json").read_text())
     assert list(report["chapters"]) == ["01_quick"] and report["chapters"]["01_quick"]["status"] == "ok"
+
+
+def test_the_book_run_always_uses_the_book_thread_count(book):
+    chapter = resolve(book, ["4"])[0]
+    chapter.source.write_text(chapter_text(code("import os\nprint(os.environ['TF_NUM_INTRAOP_THREADS'])")))
+    sync_chapter(chapter)
+    assert run_chapters([chapter], jobs=2, threads=1).results[0].ok
+    [_, cell] = [c for c in nbformat.read(chapter.notebook, as_version=4).cells if c.cell_type == "code"]
+    assert cell.outputs[0].text == "2\n"  # the stored outputs are made with BOOK_THREADS threads

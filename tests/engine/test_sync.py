@@ -34,7 +34,7 @@ def test_sync_creates_then_leaves_an_unchanged_notebook_alone(chapter):
     assert sync_chapter(chapter).status == "created"
     before = chapter.notebook.read_bytes()
     result = sync_chapter(chapter)
-    assert (result.status, result.kept, result.cleared) == ("unchanged", 0, 3)
+    assert (result.status, result.kept, result.cleared) == ("unchanged", 0, 4)
     assert chapter.notebook.read_bytes() == before
     assert drift(chapter) is None
 
@@ -45,18 +45,18 @@ def test_sync_keeps_outputs_of_unchanged_cells_only(chapter):
     chapter.source.write_text(chapter.source.read_text().replace("21 * 2", "21 * 3"))
     assert drift(chapter) is not None
     result = sync_chapter(chapter)
-    assert (result.status, result.kept, result.cleared) == ("updated", 2, 1)
+    assert (result.status, result.kept, result.cleared) == ("updated", 3, 1)
     cells = [c for c in nbformat.read(chapter.notebook, as_version=4).cells
              if c.cell_type == "code"]
-    assert cells[0].outputs == [] and cells[0].execution_count is None
-    assert cells[1].outputs[0].text == "ran\n" and cells[1].execution_count == 2
+    assert cells[1].outputs == [] and cells[1].execution_count is None  # after the install cell
+    assert cells[2].outputs[0].text == "ran\n" and cells[2].execution_count == 3
 
 
 def test_prose_edits_keep_every_output(chapter):
     sync_chapter(chapter)
     fake_run(chapter)
     chapter.source.write_text(chapter.source.read_text().replace("Some prose.", "Other prose."))
-    assert sync_chapter(chapter).kept == 3
+    assert sync_chapter(chapter).kept == 4
     assert execution_problem(chapter) is None
 
 
@@ -134,6 +134,35 @@ def test_ui_state_is_not_a_hand_edit(chapter, ui_state):
     assert drift(chapter) is None
     assert execution_problem(chapter) is None
     result = sync_chapter(chapter)
-    assert result.kept == 3
+    assert result.kept == 4
     assert all(key not in nbformat.read(chapter.notebook, as_version=4).cells[1].metadata
                for key in ui_state), "sync writes the notebook without the UI state"
+
+
+def test_sync_writes_the_readme_chapter_table(chapter):
+    from dlbook.engine.sync import README_END, README_START, readme_drift, sync_readme
+
+    readme = chapter.root / "README.md"
+    readme.write_text(f"# Book\n\n{README_START}\n| stale |\n{README_END}\n\nMore.\n")
+    assert "out of date" in readme_drift(chapter.root)
+    assert sync_readme(chapter.root) is True
+    text = readme.read_text()
+    assert "| 1 | A tiny chapter | [notebooks/01_tiny.ipynb](notebooks/01_tiny.ipynb) |" in text
+    assert "colab.research.google.com/github/example/tinybook/blob/main/notebooks/01_tiny.ipynb" in text
+    assert text.endswith("\n\nMore.\n") and readme_drift(chapter.root) is None
+    assert sync_readme(chapter.root) is False
+
+
+def test_the_code_fingerprint_ignores_the_generated_install_cell_only(chapter):
+    sync_chapter(chapter)
+    notebook = nbformat.read(chapter.notebook, as_version=4)
+    with_install = code_fingerprint(notebook)
+    install = [c for c in notebook.cells if "colab-install" in c.metadata.get("tags", [])]
+    assert len(install) == 1
+    install[0].source += "\n# another repository"
+    assert code_fingerprint(notebook) == with_install
+    notebook.cells.remove(install[0])
+    assert code_fingerprint(notebook) == with_install
+    lesson = next(c for c in notebook.cells if c.cell_type == "code")
+    lesson.source += "\nx = 1"
+    assert code_fingerprint(notebook) != with_install
