@@ -11,9 +11,12 @@ Their convolutions use "same" padding and He-normal initial weights (chapter 5):
 - :func:`separable_block` — a depthwise then a pointwise convolution (MobileNet, Howard et al., 2017).
 
 :func:`layer_costs` and :func:`count_costs` count parameters and multiply-adds of the layers that
-dominate a CNN's cost. :func:`imagenet_application` loads a ``keras.applications`` model with
-ImageNet weights only when the caller opts in to the download. :func:`saliency_map` and
-:func:`grad_cam` ask a trained classifier which pixels drive its prediction.
+dominate a CNN's cost. :func:`fresh_optimizer_state` and :func:`restart` train one compiled model
+again from new weights without tracing its training step again. :func:`imagenet_application`
+loads a ``keras.applications`` model with ImageNet weights only when the caller opts in to the
+download; :func:`unfreeze` prepares a pretrained base for fine-tuning. :func:`saliency_map` and
+:func:`gradient_times_input` and :func:`grad_cam` ask a trained classifier which pixels drive its
+prediction, and :func:`erase_top_pixels` tests the answer.
 
 Everything here is taught in chapter 9.
 """
@@ -217,6 +220,73 @@ def count_costs(model: keras.Model) -> tuple[int, int]:
     return sum(c.params for c in costs), sum(c.macs for c in costs)
 
 
+def fresh_optimizer_state(model: keras.Model) -> list[np.ndarray]:
+    """Copies of a compiled model's optimizer variables before any step (step count, moments).
+
+    Creates the optimizer's variables if need be (``optimizer.build``), which also spares
+    ``fit`` a second trace of the training step. Pair with :func:`restart`. Taught in chapter 9.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not isinstance(model, keras.Model) or optimizer is None:
+        raise ValueError("model must be a compiled keras.Model (call model.compile first)")
+    optimizer.build(model.trainable_variables)
+    return [np.array(variable.numpy()) for variable in optimizer.variables]
+
+
+def restart(model: keras.Model, weights, optimizer_state) -> None:
+    """Give a compiled model new starting ``weights`` and the optimizer state of
+    :func:`fresh_optimizer_state`, keeping its traced training step.
+
+    Keras traces ``fit``'s training step into a graph once per compiled model; for a deep model
+    on a CPU that takes longer than training on a small dataset. Training the same architecture
+    again from another start is then cheaper this way than building and compiling a new model,
+    and gives the same result. Taught in chapter 9.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not isinstance(model, keras.Model) or optimizer is None:
+        raise ValueError("model must be a compiled keras.Model (call model.compile first)")
+    if len(optimizer_state) != len(optimizer.variables):
+        raise ValueError(f"optimizer_state has {len(optimizer_state)} arrays but the optimizer "
+                         f"has {len(optimizer.variables)} variables: take it with "
+                         "fresh_optimizer_state from this model")
+    model.set_weights(weights)
+    for variable, value in zip(optimizer.variables, optimizer_state, strict=True):
+        variable.assign(value)
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def unfreeze(base: keras.Model, keep_batch_norm_frozen: bool = True) -> int:
+    """Make a frozen pretrained ``base`` trainable for fine-tuning, except its batch normalisation.
+
+    Makes ``base`` and every layer inside it (nested models included) trainable, except, with
+    ``keep_batch_norm_frozen``, its ``BatchNormalization`` layers, which stay frozen. In Keras 3 a frozen
+    batch-normalisation layer runs in inference mode: it normalises with the moving statistics
+    learned in pretraining and does not update them. That is what fine-tuning on a few examples
+    needs, and ``base(x, training=False)`` in a functional model does *not* ensure it, because
+    ``fit`` calls the outer model with ``training=True`` and that overrides the recorded argument
+    (keras-team/keras#20285). Returns the number of batch-normalisation layers kept frozen.
+    Recompile the model afterwards, at a low learning rate. Taught in chapter 9.
+    """
+    if not isinstance(base, keras.Model):
+        raise ValueError(f"base must be a keras.Model, got {type(base).__name__}")
+    if not isinstance(keep_batch_norm_frozen, bool):
+        raise ValueError(f"keep_batch_norm_frozen must be True or False, "
+                         f"got {keep_batch_norm_frozen!r}")
+    base.trainable = True
+    frozen = 0
+    for layer in _all_layers(base):  # parents before their sublayers
+        keep = keep_batch_norm_frozen and isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = not keep
+        frozen += keep
+    return frozen
+
+
 class PretrainedWeightsError(RuntimeError):
     """ImageNet weights could not be provided; the message says what to do. Taught in chapter 9."""
 
@@ -286,6 +356,15 @@ def _as_images(model: keras.Model, images) -> tf.Tensor:
     return images
 
 
+def _input_gradients(model: keras.Model, images, class_index) -> tuple[np.ndarray, np.ndarray]:
+    images = _as_images(model, images)
+    classes = _class_indices(model, images, class_index)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = tf.gather(model(images, training=False), classes, axis=-1, batch_dims=1)
+    return images.numpy(), tape.gradient(scores, images).numpy()
+
+
 def saliency_map(model: keras.Model, images, class_index=None) -> np.ndarray:
     """Vanilla gradient saliency (Simonyan et al., 2013): ``max_c |∂ score / ∂ pixel|``.
 
@@ -294,13 +373,20 @@ def saliency_map(model: keras.Model, images, class_index=None) -> np.ndarray:
     saturates, and its gradient then says little. Returns ``(n, height, width)``, non-negative;
     the channel axis is reduced by its maximum. Taught in chapter 9.
     """
-    images = _as_images(model, images)
-    classes = _class_indices(model, images, class_index)
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        scores = tf.gather(model(images, training=False), classes, axis=-1, batch_dims=1)
-    gradients = tape.gradient(scores, images)
-    return np.max(np.abs(gradients.numpy()), axis=-1)
+    _, gradients = _input_gradients(model, images, class_index)
+    return np.max(np.abs(gradients), axis=-1)
+
+
+def gradient_times_input(model: keras.Model, images, class_index=None) -> np.ndarray:
+    """``Σ_c pixel · ∂ score / ∂ pixel`` per pixel (Shrikumar et al., 2017), signed.
+
+    To first order it is how much the score would *fall* if the pixel were set to 0: the
+    gradient says how sensitive the score is, the input how large the change would be. For a
+    linear score without bias the map sums exactly to the score. Same arguments as
+    :func:`saliency_map`; returns ``(n, height, width)``. Taught in chapter 9.
+    """
+    images, gradients = _input_gradients(model, images, class_index)
+    return (images * gradients).sum(axis=-1)
 
 
 def grad_cam(model: keras.Model, images, layer_name: str, class_index=None,
@@ -331,3 +417,36 @@ def grad_cam(model: keras.Model, images, layer_name: str, class_index=None,
     if upsample:
         maps = tf.image.resize(maps, images.shape[1:3], method="bilinear")
     return maps.numpy()[..., 0]
+
+
+def erase_top_pixels(images, scores, count: int, candidates=None) -> np.ndarray:
+    """Copies of ``images`` with the ``count`` highest-scoring pixels of each set to zero.
+
+    ``images`` is ``(n, h, w)`` or ``(n, h, w, 1)``; ``scores`` ``(n, h, w)``, e.g. a saliency
+    map. With ``candidates`` (a boolean ``(n, h, w)`` mask, e.g. the inked pixels), only those
+    pixels compete. The *deletion test*: if a map points at the pixels a prediction rests on,
+    erasing them should hurt that prediction more than erasing as many pixels chosen otherwise.
+    Taught in chapter 9.
+    """
+    images = np.asarray(images, dtype="float32")
+    scores = np.asarray(scores, dtype="float64")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        flat_shape = images.shape[:3]
+    elif images.ndim == 3:
+        flat_shape = images.shape
+    else:
+        raise ValueError(f"images must be (n, h, w) or (n, h, w, 1), got shape {images.shape}")
+    if scores.shape != flat_shape:
+        raise ValueError(f"scores must have shape {flat_shape}, one per pixel, got {scores.shape}")
+    count = _check_int("count", count)
+    n = flat_shape[0]
+    allowed = np.ones(flat_shape, bool) if candidates is None else np.asarray(candidates)
+    if allowed.shape != flat_shape or allowed.dtype != bool:
+        raise ValueError(f"candidates must be a boolean mask of shape {flat_shape}")
+    if (allowed.reshape(n, -1).sum(axis=1) < count).any():
+        raise ValueError(f"some image has fewer than count={count} candidate pixels")
+    ranked = np.where(allowed, scores, -np.inf).reshape(n, -1)
+    top = np.argsort(-ranked, axis=1, kind="stable")[:, :count]
+    erased = images.reshape(n, -1).copy()
+    np.put_along_axis(erased, top, 0.0, axis=1)
+    return erased.reshape(images.shape)

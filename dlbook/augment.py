@@ -1,12 +1,13 @@
 """Data augmentation: Keras 3 preprocessing-layer pipelines, a small-data experiment, tf.data timing.
 
 :func:`build_augmenter` stacks Keras random-transformation layers (rotation, translation, zoom,
-contrast, flip) into one ``keras.Sequential`` that works in both places augmentation can live:
-as the first layer of a model (active in ``fit``, a no-op in ``predict`` and ``evaluate``) or in a
-``tf.data`` map (``dataset.map(lambda x, y: (augmenter(x, training=True), y))``).
-:func:`compare_augmentations` trains a small CNN with each of several augmentations over several
-seeds and reports test accuracies; :func:`measure_throughput` times a ``tf.data`` pipeline.
-Taught in chapter 8.
+contrast, flip) into one ``keras.layers.Pipeline`` that works in both places augmentation can
+live: as the first layer of a model (active in ``fit``, a no-op in ``predict`` and ``evaluate``)
+or in a ``tf.data`` map (``dataset.map(lambda x, y: (augmenter(x, training=True), y))``), on any
+Keras backend. :class:`LabelSwappingRotation` rotates images and, past ±90°, swaps labels that a
+half turn exchanges (6 and 9). :func:`compare_augmentations` trains a small CNN with each of
+several augmentations over several seeds and reports test and training accuracies;
+:func:`measure_throughput` times a ``tf.data`` pipeline. Taught in chapter 8.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def build_augmenter(
     value_range: tuple[float, float] = (0.0, 1.0),
     seed: int | None = None,
     name: str = "augment",
-) -> keras.Sequential:
-    """A ``keras.Sequential`` of random image transformations for ``(batch, h, w, c)`` images.
+) -> keras.layers.Pipeline:
+    """A ``keras.layers.Pipeline`` of random image transformations for ``(batch, h, w, c)`` images.
 
     - ``rotation``: largest rotation angle in **degrees** (each image turns by a uniform angle in
       ``[-rotation, rotation]``; Keras's ``RandomRotation`` counts in turns, so it gets
@@ -62,7 +63,12 @@ def build_augmenter(
 
     A transformation at 0 (or ``None``) is left out. Pixels moved in from outside the image are
     filled by ``fill_mode``: ``"constant"`` fills with 0, the blank background of a digit. With a
-    ``seed`` the layers draw reproducible random streams (layer ``i`` gets ``seed + i``).
+    ``seed`` the layers draw reproducible random streams (layer ``i`` gets ``seed + i``); with
+    ``None`` they draw from Keras's global generator.
+
+    A ``Pipeline``, unlike a ``keras.Sequential``, is a plain layer that leaves its inputs as they
+    are inside a ``tf.data`` map, so the same object works in a pipeline on every backend; it
+    also passes dicts such as ``{"images": x, "labels": y}`` through its layers.
 
     Inside a model the pipeline transforms only in training: ``fit`` calls it with
     ``training=True``; ``predict`` and ``evaluate`` pass ``training=False`` and get the input back
@@ -105,11 +111,59 @@ def build_augmenter(
         makers.append(lambda s: keras.layers.RandomContrast(
             contrast, value_range=tuple(value_range), seed=s, name="contrast"))
     layers = [make(None if seed is None else seed + i) for i, make in enumerate(makers)]
-    return keras.Sequential(layers, name=name)
+    return keras.layers.Pipeline(layers, name=name)
+
+
+class LabelSwappingRotation(keras.layers.RandomRotation):
+    """``RandomRotation`` (angles in degrees) that also fixes the labels a half turn changes.
+
+    Called on ``{"images": x, "labels": y}`` with one-hot ``y``, it rotates each image by a
+    uniform angle in ``[-degrees, degrees]``, and where ``|angle| > 90`` it exchanges the label
+    columns of each pair in ``swap`` (default ``((6, 9),)``: an upside-down 6 is read as a 9).
+    The label then says what the rotated image looks like, nearest to upright. Images only, or
+    ``training=False``, behave as ``RandomRotation``. Pixels moved in are filled with 0.
+    Taught in chapter 8.
+    """
+
+    def __init__(self, degrees: float, swap=((6, 9),), seed: int | None = None, **kwargs):
+        degrees = _check_fraction("degrees", degrees, 180.0)
+        if not degrees:
+            raise ValueError("degrees must be above 0: with no rotation there is nothing to swap")
+        pairs = tuple(tuple(pair) for pair in swap)
+        if not pairs or any(len(pair) != 2 or not all(isinstance(c, Integral) and c >= 0
+                                                      for c in pair) or pair[0] == pair[1]
+                            for pair in pairs):
+            raise ValueError(f"swap must be pairs of two different class indices, got {swap!r}")
+        if seed is not None:
+            seed = _check_int("seed", seed, 0)
+        kwargs.setdefault("fill_mode", "constant")
+        kwargs.setdefault("fill_value", 0.0)
+        super().__init__(degrees / 360.0, seed=seed, **kwargs)
+        self.degrees = degrees
+        self.swap = pairs
+
+    def transform_labels(self, labels, transformation, training=True):
+        if not training or transformation is None:
+            return labels
+        ops = self.backend
+        classes = labels.shape[-1]
+        order = list(range(classes))
+        for a, b in self.swap:
+            if max(a, b) >= classes:
+                raise ValueError(f"swap pair {(a, b)} is out of range for {classes} classes")
+            order[a], order[b] = b, a
+        swapped = ops.numpy.take(labels, ops.convert_to_tensor(order), axis=-1)
+        upside_down = ops.numpy.abs(transformation["angle"]) > 90.0
+        return ops.numpy.where(ops.numpy.expand_dims(upside_down, -1), swapped, labels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("factor", None)
+        return {**config, "degrees": self.degrees, "swap": self.swap}
 
 
 def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int,
-                    augmenter: keras.layers.Layer | None = None, seed: int = 0,
+                    augmenter: keras.layers.Layer | None = None, *, seed: int,
                     name: str = "small_cnn") -> keras.Model:
     """A two-block CNN classifier, with ``augmenter`` (if given) as its first layer.
 
@@ -143,34 +197,64 @@ def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int,
 
 @dataclass(frozen=True)
 class AugmentationResults:
-    """Test accuracies (one per seed) and confusion matrices (summed over seeds) per setting."""
+    """Per setting: test and training accuracies (one per seed), confusion matrices summed over
+    the seeds (rows: true class, columns: predicted)."""
 
     accuracies: dict[str, list[float]]
+    train_accuracies: dict[str, list[float]]
     confusion: dict[str, np.ndarray]
 
     def mean(self, setting: str) -> float:
         """Mean test accuracy of one setting over the seeds."""
         return float(np.mean(self.accuracies[setting]))
 
+    def train_mean(self, setting: str) -> float:
+        """Mean accuracy on the (un-augmented) training images over the seeds."""
+        return float(np.mean(self.train_accuracies[setting]))
+
+    def class_accuracy(self, setting: str) -> np.ndarray:
+        """Test accuracy of each true class, over all seeds."""
+        matrix = self.confusion[setting]
+        return np.diag(matrix) / matrix.sum(axis=1).clip(min=1)
+
+
+def _check_setting(name, setting):
+    if setting is None or isinstance(setting, Mapping) or callable(setting):
+        return
+    raise ValueError(f"setting {name!r} must be None, a dict of build_augmenter arguments, or a "
+                     f"function of the seed that returns a layer for {{'images', 'labels'}} "
+                     f"batches; got {type(setting).__name__}")
+
 
 def compare_augmentations(
     images: np.ndarray,
     labels: np.ndarray,
-    settings: Mapping[str, Mapping[str, object] | None],
+    settings: Mapping[str, object],
+    *,
+    seeds: Sequence[int],
     train_size: int = 200,
-    seeds: Sequence[int] = (0, 1, 2),
     epochs: int = 30,
     batch_size: int = 20,
     learning_rate: float = 3e-3,
 ) -> AugmentationResults:
-    """Train :func:`build_small_cnn` once per setting and seed; return the test accuracies.
+    """Train :func:`build_small_cnn` once per setting and seed; return the accuracies.
 
-    ``settings`` maps a name to the keyword arguments of :func:`build_augmenter` (``None``: no
-    augmentation), e.g. ``{"none": None, "shift": {"translation": 0.1}}``. Each seed draws its
-    own stratified training set of ``train_size`` images (the rest is the test set), its own
-    initial weights and its own batch order; within a seed every setting gets the same three, so
-    the settings differ only in their augmentation. Training is ``epochs`` passes of Adam over
-    the training set, in one ``fit`` call. Taught in chapter 8.
+    ``settings`` maps a name to one of
+
+    - ``None``: no augmentation;
+    - a dict of :func:`build_augmenter` arguments, e.g. ``{"translation": 0.1}``: the augmenter
+      becomes the model's first layer;
+    - a function ``make(seed)`` returning a Keras layer that transforms whole batches given as
+      ``{"images": x, "labels": y}`` (labels one-hot), such as ``keras.layers.MixUp`` or
+      :class:`LabelSwappingRotation`: it is mapped over the ``tf.data`` training batches, where
+      it can change the labels too.
+
+    Each seed draws its own stratified training set of ``train_size`` images (the rest is the
+    test set), its own initial weights and its own batch order; within a seed every setting gets
+    the same three, so the settings differ only in their augmentation. Training is ``epochs``
+    passes of Adam over the training set with categorical cross-entropy, in one ``fit`` call.
+    Training accuracy is measured on the training images as they are, without augmentation.
+    Taught in chapter 8.
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 4:
@@ -178,8 +262,9 @@ def compare_augmentations(
     if len(images) != len(labels):
         raise ValueError(f"images and labels differ in number: {len(images)} vs {len(labels)}")
     if not isinstance(settings, Mapping) or not settings:
-        raise ValueError(f"settings must be a non-empty dict of name -> build_augmenter "
-                         f"arguments (or None), got {settings!r}")
+        raise ValueError(f"settings must be a non-empty dict of name -> setting, got {settings!r}")
+    for name, setting in settings.items():
+        _check_setting(name, setting)
     num_classes = int(labels.max()) + 1
     train_size = _check_int("train_size", train_size, num_classes)
     if train_size > len(images) - num_classes:
@@ -194,23 +279,39 @@ def compare_augmentations(
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
 
     accuracies: dict[str, list[float]] = {name: [] for name in settings}
+    train_accuracies: dict[str, list[float]] = {name: [] for name in settings}
     confusion = {name: np.zeros((num_classes, num_classes), dtype=np.int64) for name in settings}
     for seed in seeds:
         x_train, x_test, y_train, y_test = train_test_split(
             images, labels, train_size=train_size, stratify=labels, random_state=seed)
-        for name, arguments in settings.items():
+        one_hot = np.eye(num_classes, dtype="float32")[y_train]
+        for name, setting in settings.items():
             keras.utils.set_random_seed(seed)
-            augmenter = None if arguments is None else build_augmenter(**arguments, seed=seed)
+            augmenter = build_augmenter(**setting, seed=seed) if isinstance(setting, Mapping) \
+                else None
             model = build_small_cnn(images.shape[1:], num_classes, augmenter, seed=seed)
             model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                          loss="sparse_categorical_crossentropy")
-            batches = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                          loss="categorical_crossentropy")
+            batches = (tf.data.Dataset.from_tensor_slices((x_train, one_hot))
                        .shuffle(len(x_train), seed=seed).batch(batch_size).repeat(epochs))
+            if callable(setting) and not isinstance(setting, Mapping):
+                batch_layer = setting(seed)
+                batches = batches.map(lambda x, y, layer=batch_layer: _as_pair(
+                    layer({"images": x, "labels": y}, training=True)))
             model.fit(batches, epochs=1, shuffle=False, verbose=0)
             predicted = np.argmax(model(x_test, training=False), axis=-1)
             accuracies[name].append(float(np.mean(predicted == y_test)))
+            on_train = np.argmax(model(x_train, training=False), axis=-1)
+            train_accuracies[name].append(float(np.mean(on_train == y_train)))
             np.add.at(confusion[name], (y_test, predicted), 1)
-    return AugmentationResults(accuracies, confusion)
+    return AugmentationResults(accuracies, train_accuracies, confusion)
+
+
+def _as_pair(batch):
+    if not isinstance(batch, Mapping) or not {"images", "labels"} <= set(batch):
+        raise ValueError("a batch augmentation must return {'images': ..., 'labels': ...}, got "
+                         f"{type(batch).__name__}")
+    return batch["images"], batch["labels"]
 
 
 @dataclass(frozen=True)

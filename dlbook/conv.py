@@ -36,9 +36,10 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: str 
     """Length of one spatial axis after a convolution or pooling window slides along it.
 
     ``"valid"`` keeps only windows that lie wholly inside the input:
-    ``floor((size - kernel_size) / stride) + 1``. ``"same"`` pads just enough that every input
-    position at a multiple of ``stride`` starts a window: ``ceil(size / stride)``; with stride 1
-    the output is as large as the input. Taught in chapter 7.
+    ``floor((size - kernel_size) / stride) + 1``. ``"same"`` gives ``ceil(size / stride)``
+    outputs, one per ``stride`` input positions (with stride 1, as many as inputs), and pads with
+    just enough zeros for the last window to fit (:func:`same_padding`); window ``i`` then starts
+    at input position ``i * stride - before``. Taught in chapter 7.
     """
     size = _check_int("size", size)
     kernel_size = _check_int("kernel_size", kernel_size)
@@ -183,6 +184,7 @@ def build_digit_cnn(
     pooling: str = "max",
     head: str = "flatten",
     shift_augment: int = 0,
+    seed: int | None = None,
     name: str = "digit_cnn",
 ) -> keras.Model:
     """A small CNN classifier: convolution blocks, then a head, then a softmax.
@@ -197,7 +199,13 @@ def build_digit_cnn(
 
     With ``shift_augment`` > 0, a ``random_shift`` layer comes first: it moves each *training*
     image by a random whole number of pixels, at most ``shift_augment`` along each axis, filling
-    with zeros, and does nothing at inference. Taught in chapter 7.
+    with zeros. ``fit`` runs it and ``predict``/``evaluate`` skip it, but a direct call
+    ``model(x)`` (or a sub-model cut from it) runs it too, because Keras's random layers default
+    to ``training=True``: call ``model(x, training=False)`` to see the unshifted image's maps.
+
+    ``seed`` seeds the initial weights (layer ``i`` gets ``seed + i``) and the random shifts; with
+    ``None`` they come from Keras's global generator (which ``repro.setup`` seeds). Taught in
+    chapter 7.
     """
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) \
             or len(input_shape) != 3:
@@ -224,8 +232,13 @@ def build_digit_cnn(
     if shift_augment >= smallest:
         raise ValueError(f"shift_augment must be smaller than the image ({smallest} pixels), "
                          f"got {shift_augment}")
+    if seed is not None:
+        seed = _check_int("seed", seed, minimum=0)
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name must be a non-empty string, got {name!r}")
+
+    def initialiser(offset: int):
+        return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed + offset)
 
     pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
     inputs = keras.Input(shape=input_shape, name="image")
@@ -233,12 +246,13 @@ def build_digit_cnn(
     if shift_augment:
         x = keras.layers.RandomTranslation(
             shift_augment / input_shape[0], shift_augment / input_shape[1], fill_mode="constant",
-            interpolation="nearest", name="random_shift")(x)
+            interpolation="nearest", seed=seed, name="random_shift")(x)
     for block, count in enumerate(filters, start=1):
         x = keras.layers.Conv2D(count, kernel_size, padding="same", activation="relu",
-                                name=f"conv_{block}")(x)
+                                kernel_initializer=initialiser(block), name=f"conv_{block}")(x)
         if block < len(filters):
             x = pool(pool_size=2, name=f"pool_{block}")(x)
     x = heads[head](name=head)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax",
+                                 kernel_initializer=initialiser(0), name="output")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -1,5 +1,7 @@
 """Tests of dlbook.architectures: block shapes and names, parameter and multiply-add counts by hand,
-the ImageNet opt-in and its offline failures (never downloading), saliency and Grad-CAM."""
+restarting a compiled model, unfreezing a base for fine-tuning (and the Keras behaviour that makes
+it necessary), the ImageNet opt-in and its offline failures (never downloading), saliency,
+Grad-CAM and the deletion test's erasing."""
 
 import os
 
@@ -15,13 +17,18 @@ import pytest  # noqa: E402
 from dlbook.architectures import (  # noqa: E402
     PretrainedWeightsError,
     count_costs,
+    erase_top_pixels,
+    fresh_optimizer_state,
     grad_cam,
+    gradient_times_input,
     imagenet_application,
     inception_module,
     layer_costs,
     residual_block,
+    restart,
     saliency_map,
     separable_block,
+    unfreeze,
     vgg_block,
 )
 
@@ -384,8 +391,158 @@ def test_saliency_and_grad_cam_errors():
         grad_cam(model, images, "logits")
 
 
+# --- restarting a compiled model ----------------------------------------------------------------
+
+def small_regressor(seed):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu",
+                                kernel_initializer=keras.initializers.HeNormal(seed))(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    return model
+
+
+def test_restart_reproduces_a_fresh_model_and_keeps_the_traced_step():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 1))
+    model = small_regressor(1)
+    start, state = model.get_weights(), fresh_optimizer_state(model)
+    model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+    first = model.get_weights()
+    traced = model.train_function
+    restart(model, start, state)
+    np.testing.assert_array_equal(model.get_weights()[0], start[0])
+    assert int(model.optimizer.iterations.numpy()) == 0
+    model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+    assert model.train_function is traced  # no new trace
+    fresh = small_regressor(1)
+    fresh.set_weights(start)
+    fresh.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+    for again, other, original in zip(model.get_weights(), fresh.get_weights(), first,
+                                      strict=True):
+        np.testing.assert_allclose(again, original, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(again, other, rtol=1e-5, atol=1e-6)
+
+
+def test_restart_errors():
+    uncompiled = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="compiled keras.Model"):
+        fresh_optimizer_state(uncompiled)
+    with pytest.raises(ValueError, match="compiled keras.Model"):
+        restart(uncompiled, uncompiled.get_weights(), [])
+    model = small_regressor(0)
+    with pytest.raises(ValueError, match="optimizer_state has 1 arrays"):
+        restart(model, model.get_weights(), [np.zeros(1)])
+
+
+# --- unfreezing a pretrained base ------------------------------------------------------------------
+
+def base_with_batch_norm():
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.5, name="bn")(x)
+    x = keras.layers.Activation("relu")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="base")
+
+
+def with_head(base):
+    inputs = keras.Input((6, 6, 1))
+    return keras.Model(inputs, keras.layers.Dense(2)(base(inputs, training=False)))
+
+
+def test_training_false_in_a_functional_model_is_overridden_by_fit():
+    """The Keras 3 behaviour that unfreeze works around (keras-team/keras#20285)."""
+    base = base_with_batch_norm()
+    model = with_head(base)
+    x = np.random.default_rng(0).normal(2.0, 1.0, (8, 6, 6, 1)).astype("float32")
+    assert not np.allclose(model(x, training=True), model(x, training=False), atol=1e-5)
+    base.trainable = False  # a frozen BN layer runs in inference mode whatever `training` says
+    np.testing.assert_allclose(model(x, training=True), model(x, training=False), atol=1e-6)
+
+
+def test_unfreeze_trains_everything_but_batch_normalisation():
+    base = base_with_batch_norm()
+    base.trainable = False
+    model = with_head(base)
+    assert unfreeze(base) == 1
+    assert base.trainable and base.get_layer("conv").trainable
+    assert not base.get_layer("bn").trainable
+    bn, conv = base.get_layer("bn"), base.get_layer("conv")
+    before = [v.numpy() for v in (bn.moving_mean, bn.moving_variance, bn.gamma, conv.kernel)]
+    x = np.random.default_rng(1).normal(2.0, 1.0, (16, 6, 6, 1)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.arange(16) % 2, epochs=3, verbose=0)
+    after = [v.numpy() for v in (bn.moving_mean, bn.moving_variance, bn.gamma, conv.kernel)]
+    for unchanged, changed in zip(before[:3], after[:3], strict=True):
+        np.testing.assert_array_equal(unchanged, changed)
+    assert not np.allclose(before[3], after[3])  # the convolution did train
+
+
+def test_unfreeze_everything_and_nested_models():
+    inner = base_with_batch_norm()
+    inputs = keras.Input((6, 6, 1))
+    outer = keras.Model(inputs, inner(inputs))
+    outer.trainable = False
+    assert unfreeze(outer) == 1 and not inner.get_layer("bn").trainable
+    assert unfreeze(outer, keep_batch_norm_frozen=False) == 0
+    assert inner.get_layer("bn").trainable
+    with pytest.raises(ValueError, match="base must be a keras.Model"):
+        unfreeze(keras.layers.Dense(2))
+    with pytest.raises(ValueError, match="keep_batch_norm_frozen must be"):
+        unfreeze(outer, keep_batch_norm_frozen="yes")
+
+
+def test_gradient_times_input_of_a_linear_model_sums_to_its_score():
+    inputs = keras.Input((3, 3, 2))
+    linear = keras.Model(inputs, keras.layers.Dense(2, use_bias=False)(
+        keras.layers.Flatten()(inputs)))
+    weights = np.random.default_rng(0).normal(size=(18, 2)).astype("float32")
+    linear.set_weights([weights])
+    x = np.random.default_rng(1).normal(size=(4, 3, 3, 2)).astype("float32")
+    attribution = gradient_times_input(linear, x, class_index=1)
+    assert attribution.shape == (4, 3, 3)
+    np.testing.assert_allclose(attribution, (x * weights[:, 1].reshape(3, 3, 2)).sum(axis=-1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(attribution.sum(axis=(1, 2)), linear(x).numpy()[:, 1], rtol=1e-4)
+
+
+# --- the deletion test ---------------------------------------------------------------------------
+
+def test_erase_top_pixels_by_hand():
+    images = np.arange(1, 10, dtype="float32").reshape(1, 3, 3)
+    scores = np.array([[[0, 5, 1], [9, 2, 3], [4, 8, 7]]], dtype=float)
+    np.testing.assert_array_equal(erase_top_pixels(images, scores, 2)[0],
+                                  [[1, 2, 3], [0, 5, 6], [7, 0, 9]])
+    only_top_row = np.zeros((1, 3, 3), bool)
+    only_top_row[0, 0] = True
+    np.testing.assert_array_equal(erase_top_pixels(images, scores, 1, only_top_row)[0],
+                                  [[1, 0, 3], [4, 5, 6], [7, 8, 9]])
+    with_channel = erase_top_pixels(images[..., None], scores, 3)
+    assert with_channel.shape == (1, 3, 3, 1) and (with_channel == 0).sum() == 3
+    np.testing.assert_array_equal(images[0, 1], [4, 5, 6])  # the input is not changed
+
+
+def test_erase_top_pixels_errors():
+    images, scores = np.ones((2, 3, 3)), np.ones((2, 3, 3))
+    with pytest.raises(ValueError, match="images must be"):
+        erase_top_pixels(np.ones((2, 3, 3, 3)), scores, 1)
+    with pytest.raises(ValueError, match="scores must have shape"):
+        erase_top_pixels(images, np.ones((2, 9)), 1)
+    with pytest.raises(ValueError, match="count must be"):
+        erase_top_pixels(images, scores, 0)
+    with pytest.raises(ValueError, match="boolean mask"):
+        erase_top_pixels(images, scores, 1, candidates=np.ones((2, 3, 3)))
+    one_each = np.zeros((2, 3, 3), bool)
+    one_each[:, 0, 0] = True
+    with pytest.raises(ValueError, match="fewer than count=2"):
+        erase_top_pixels(images, scores, 2, candidates=one_each)
+
+
 @pytest.mark.parametrize("function", [vgg_block, residual_block, inception_module,
                                       separable_block, layer_costs, count_costs,
-                                      imagenet_application, saliency_map, grad_cam])
+                                      imagenet_application, saliency_map, grad_cam,
+                                      fresh_optimizer_state, restart, unfreeze,
+                                      erase_top_pixels, gradient_times_input])
 def test_every_public_function_names_its_chapter(function):
     assert "Taught in chapter 9." in " ".join(function.__doc__.split())

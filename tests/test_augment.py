@@ -1,6 +1,7 @@
 """Tests of dlbook.augment: augmentation layers are inactive at inference, keep shapes and dtypes,
-are reproducible with a seed and work in a tf.data map; the small CNN's parameter count; the
-throughput helper's counting; the experiment helper's bookkeeping; and argument errors."""
+are reproducible with a seed and work in a tf.data map; the label-swapping rotation against a
+rotation by hand; the small CNN's parameter count; the throughput helper's counting; the
+experiment helper's bookkeeping (in-model and pipeline settings); and argument errors."""
 
 import numpy as np
 import pytest
@@ -19,9 +20,11 @@ def images(n=4, size=16, seed=0):
 
 def test_layers_in_order_and_rotation_in_degrees():
     augmenter = augment.build_augmenter(**ALL_ON, seed=3)
+    assert isinstance(augmenter, keras.layers.Pipeline)
     assert [layer.name for layer in augmenter.layers] == [
         "flip", "rotation", "translation", "zoom", "contrast"]
-    assert augmenter.get_layer("rotation").factor == pytest.approx((-15 / 360, 15 / 360))
+    rotation = {layer.name: layer for layer in augmenter.layers}["rotation"]
+    assert rotation.factor == pytest.approx((-15 / 360, 15 / 360))
     augmenter(images(), training=True)
     assert not augmenter.weights  # random transformations learn nothing
     only_zoom = augment.build_augmenter(zoom=0.2)
@@ -44,7 +47,8 @@ def test_inactive_at_inference_active_in_training(setting):
 
 def test_inactive_inside_a_model_at_predict():
     x = images()
-    model = augment.build_small_cnn((16, 16, 1), 10, augment.build_augmenter(rotation=30, seed=0))
+    model = augment.build_small_cnn((16, 16, 1), 10, augment.build_augmenter(rotation=30, seed=0),
+                                    seed=0)
     front = keras.Model(model.input, model.get_layer("augment").output)
     np.testing.assert_array_equal(front.predict(x, verbose=0), x)
     assert not np.allclose(np.asarray(front(x, training=True)), x)
@@ -80,9 +84,71 @@ def test_works_in_a_tf_data_map_and_keeps_labels():
     assert not np.allclose(np.concatenate([b[0] for b in batches]), x)
 
 
+def test_pipeline_passes_image_label_dicts_through():
+    x, y = images(6), np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    out = augment.build_augmenter(translation=0.2, seed=1)({"images": x, "labels": y},
+                                                          training=True)
+    np.testing.assert_array_equal(np.asarray(out["labels"]), y)
+    assert np.asarray(out["images"]).shape == x.shape
+    assert not np.allclose(np.asarray(out["images"]), x)
+
+
+def test_label_swapping_rotation_swaps_exactly_when_upside_down():
+    layer = augment.LabelSwappingRotation(180, swap=[(6, 9)], seed=4)
+    n = 64
+    x = np.zeros((n, 9, 9, 1), np.float32)
+    x[:, 1:4, 4] = 1.0  # a bar above the centre: its position tells the angle
+    y = np.eye(10, dtype="float32")[np.tile([6, 9, 3, 0], n // 4)]
+    out = layer({"images": x, "labels": y}, training=True)
+    rotated, new_labels = np.asarray(out["images"]), np.asarray(out["labels"])
+    # the bar's centre of mass after rotation: below the centre means |angle| > 90
+    rows = np.arange(9)[None, :, None]
+    mass = rotated[..., 0].sum(axis=(1, 2))
+    below = (rotated[..., 0] * rows).sum(axis=(1, 2)) / mass > 4.0
+    clearly = np.abs((rotated[..., 0] * rows).sum(axis=(1, 2)) / mass - 4.0) > 0.5
+    old, new = y.argmax(axis=1), new_labels.argmax(axis=1)
+    expected = np.where(below & (old == 6), 9, np.where(below & (old == 9), 6, old))
+    assert clearly.sum() >= n // 2 and below[clearly].any() and (~below[clearly]).any()
+    np.testing.assert_array_equal(new[clearly], expected[clearly])
+    np.testing.assert_array_equal(new[old == 3], 3)  # other classes keep their label
+    np.testing.assert_allclose(new_labels.sum(axis=1), 1.0)
+    unchanged = layer({"images": x, "labels": y}, training=False)
+    np.testing.assert_array_equal(np.asarray(unchanged["labels"]), y)
+    np.testing.assert_array_equal(np.asarray(unchanged["images"]), x)
+
+
+def test_label_swapping_rotation_matches_random_rotation_on_images():
+    x = images(8, size=12)
+    ours = augment.LabelSwappingRotation(30, seed=5)(x, training=True)
+    theirs = keras.layers.RandomRotation(30 / 360, fill_mode="constant", fill_value=0.0,
+                                         seed=5)(x, training=True)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"degrees": 0}, "degrees must be above 0"),
+    ({"degrees": 200}, "degrees must be a number"),
+    ({"degrees": 90, "swap": [(6, 6)]}, "swap must be pairs"),
+    ({"degrees": 90, "swap": [(6,)]}, "swap must be pairs"),
+    ({"degrees": 90, "swap": []}, "swap must be pairs"),
+    ({"degrees": 90, "seed": -2}, "seed must be an int"),
+])
+def test_label_swapping_rotation_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        augment.LabelSwappingRotation(**kwargs)
+
+
+def test_label_swapping_rotation_rejects_pairs_beyond_the_classes():
+    layer = augment.LabelSwappingRotation(180, swap=[(6, 9)], seed=0)
+    with pytest.raises(ValueError, match="out of range for 5 classes"):
+        layer({"images": images(2), "labels": np.eye(5, dtype="float32")[[0, 1]]},
+              training=True)
+
+
 def test_small_cnn_shapes_and_parameter_count():
-    plain = augment.build_small_cnn((16, 16, 1), 10)
-    with_augmenter = augment.build_small_cnn((16, 16, 1), 10, augment.build_augmenter(zoom=0.1))
+    plain = augment.build_small_cnn((16, 16, 1), 10, seed=0)
+    with_augmenter = augment.build_small_cnn((16, 16, 1), 10, augment.build_augmenter(zoom=0.1),
+                                             seed=0)
     # conv_1 16·(3·3·1)+16, conv_2 32·(3·3·16)+32, output (4·4·32)·10+10
     expected = (16 * 9 + 16) + (32 * 9 * 16 + 32) + (4 * 4 * 32 * 10 + 10)
     assert plain.count_params() == with_augmenter.count_params() == expected
@@ -108,19 +174,51 @@ def test_throughput_counts_examples():
 
 def test_compare_augmentations_bookkeeping():
     x, y = images(40, size=8), np.tile(np.arange(4), 10)
-    settings = {"none": None, "shift": {"translation": 0.1}}
+    settings = {"none": None, "shift": {"translation": 0.1},
+                "mixup": lambda seed: keras.layers.MixUp(seed=seed)}
     results = augment.compare_augmentations(x, y, settings, train_size=28, seeds=(0, 1),
                                             epochs=1, batch_size=14)
-    assert list(results.accuracies) == ["none", "shift"]
+    assert list(results.accuracies) == ["none", "shift", "mixup"]
     for name in settings:
-        assert len(results.accuracies[name]) == 2
+        assert len(results.accuracies[name]) == 2 and len(results.train_accuracies[name]) == 2
         assert all(0.0 <= a <= 1.0 for a in results.accuracies[name])
+        assert all(0.0 <= a <= 1.0 for a in results.train_accuracies[name])
         assert results.confusion[name].shape == (4, 4)
         assert results.confusion[name].sum() == 2 * 12  # every test image, once per seed
         np.testing.assert_array_equal(results.confusion[name].sum(axis=1), [6, 6, 6, 6])
         correct = np.trace(results.confusion[name])
         assert correct == round(12 * sum(results.accuracies[name]))
     assert results.mean("none") == pytest.approx(np.mean(results.accuracies["none"]))
+    assert results.train_mean("shift") == pytest.approx(np.mean(results.train_accuracies["shift"]))
+    by_class = results.class_accuracy("none")
+    np.testing.assert_allclose(by_class, np.diag(results.confusion["none"]) / 6)
+
+
+def test_compare_augmentations_is_reproducible_and_learns():
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(2), 40)
+    x = rng.normal(0, 0.1, (80, 8, 8, 1)).astype("float32")
+    x[y == 1, 2:6, 2:6] += 1.0  # class 1 has a bright square
+    first = augment.compare_augmentations(x, y, {"none": None}, train_size=40, seeds=(3,),
+                                          epochs=5, batch_size=10)
+    again = augment.compare_augmentations(x, y, {"none": None}, train_size=40, seeds=(3,),
+                                          epochs=5, batch_size=10)
+    assert first.accuracies == again.accuracies
+    assert first.mean("none") >= 0.9 and first.train_mean("none") >= 0.9
+
+
+class ImagesOnly(keras.layers.Layer):
+    """A faulty batch augmentation: it drops the labels."""
+
+    def call(self, batch, training=None):
+        return batch["images"]
+
+
+def test_a_batch_setting_must_return_images_and_labels():
+    x, y = images(20, size=8), np.tile(np.arange(2), 10)
+    with pytest.raises(ValueError, match="must return"):
+        augment.compare_augmentations(x, y, {"bad": lambda seed: ImagesOnly()},
+                                      train_size=10, seeds=(0,), epochs=1)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -143,11 +241,13 @@ def test_build_augmenter_argument_errors(kwargs, message):
 
 def test_other_argument_errors():
     with pytest.raises(ValueError, match="input_shape must be"):
-        augment.build_small_cnn((16, 16), 10)
+        augment.build_small_cnn((16, 16), 10, seed=0)
     with pytest.raises(ValueError, match="num_classes must be an int of at least 2"):
-        augment.build_small_cnn((16, 16, 1), 1)
+        augment.build_small_cnn((16, 16, 1), 1, seed=0)
     with pytest.raises(ValueError, match="augmenter must be a Keras layer"):
-        augment.build_small_cnn((16, 16, 1), 10, augmenter="rotate")
+        augment.build_small_cnn((16, 16, 1), 10, augmenter="rotate", seed=0)
+    with pytest.raises(TypeError):
+        augment.build_small_cnn((16, 16, 1), 10)  # the seed is required
     with pytest.raises(ValueError, match="dataset must be a tf.data.Dataset"):
         augment.measure_throughput([1, 2, 3])
     with pytest.raises(ValueError, match="epochs must be an int of at least 1"):
@@ -158,16 +258,19 @@ def test_other_argument_errors():
         augment.measure_throughput(tf.data.Dataset.range(3), batched=False, step=5)
     x, y = images(20), np.tile(np.arange(2), 10)
     with pytest.raises(ValueError, match="images and labels differ in number"):
-        augment.compare_augmentations(x, y[:5], {"none": None})
+        augment.compare_augmentations(x, y[:5], {"none": None}, seeds=(0,))
     with pytest.raises(ValueError, match="images must be \\(n, height, width, channels\\)"):
-        augment.compare_augmentations(x[..., 0], y, {"none": None})
+        augment.compare_augmentations(x[..., 0], y, {"none": None}, seeds=(0,))
     with pytest.raises(ValueError, match="settings must be a non-empty dict"):
-        augment.compare_augmentations(x, y, {})
+        augment.compare_augmentations(x, y, {}, seeds=(0,))
+    with pytest.raises(ValueError, match="setting 'odd' must be None, a dict"):
+        augment.compare_augmentations(x, y, {"odd": 3}, seeds=(0,))
     with pytest.raises(ValueError, match="train_size must leave at least one test image"):
-        augment.compare_augmentations(x, y, {"none": None}, train_size=19)
+        augment.compare_augmentations(x, y, {"none": None}, train_size=19, seeds=(0,))
     with pytest.raises(ValueError, match="train_size must be an int of at least 2"):
-        augment.compare_augmentations(x, y, {"none": None}, train_size=1)
+        augment.compare_augmentations(x, y, {"none": None}, train_size=1, seeds=(0,))
     with pytest.raises(ValueError, match="seeds must be a non-empty sequence"):
         augment.compare_augmentations(x, y, {"none": None}, train_size=10, seeds=())
     with pytest.raises(ValueError, match="learning_rate must be a positive number"):
-        augment.compare_augmentations(x, y, {"none": None}, train_size=10, learning_rate=0)
+        augment.compare_augmentations(x, y, {"none": None}, train_size=10, learning_rate=0,
+                                      seeds=(0,))

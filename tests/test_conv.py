@@ -209,6 +209,30 @@ def test_shift_augment_moves_training_images_by_whole_pixels_only():
     assert "random_shift" not in [layer.name for layer in build_digit_cnn().layers]
 
 
+def test_build_digit_cnn_seed_fixes_weights_and_shifts():
+    first = build_digit_cnn((12, 12, 1), (4, 8), shift_augment=2, seed=5)
+    again = build_digit_cnn((12, 12, 1), (4, 8), shift_augment=2, seed=5)
+    other = build_digit_cnn((12, 12, 1), (4, 8), shift_augment=2, seed=6)
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(first.get_layer("conv_1").kernel, other.get_layer("conv_1").kernel)
+    batch = np.random.default_rng(0).random((16, 12, 12, 1)).astype("float32")
+    shift_a = first.get_layer("random_shift")(batch, training=True)
+    shift_b = again.get_layer("random_shift")(batch, training=True)
+    np.testing.assert_array_equal(np.asarray(shift_a), np.asarray(shift_b))
+
+
+def test_a_sub_model_with_the_shift_layer_shifts_unless_told_not_to():
+    model = build_digit_cnn((8, 8, 1), (4,), shift_augment=1, seed=0)
+    front = keras.Model(model.input, model.get_layer("conv_1").output)
+    digit = np.random.default_rng(1).random((1, 8, 8, 1)).astype("float32")
+    kernel, bias = model.get_layer("conv_1").get_weights()
+    expected = np.maximum(conv2d(digit[0], kernel, padding="same", bias=bias), 0)
+    np.testing.assert_allclose(np.asarray(front(digit, training=False))[0], expected, atol=1e-5)
+    shifted = [np.asarray(front(digit))[0] for _ in range(10)]  # no argument: training mode
+    assert not all(np.allclose(maps, expected, atol=1e-5) for maps in shifted)
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 
@@ -248,6 +272,7 @@ def test_hand_functions_reject_bad_arguments(call, match):
     ({"head": "dense"}, "head must be"),
     ({"shift_augment": -1}, "shift_augment must be"),
     ({"shift_augment": 8}, "smaller than the image"),
+    ({"seed": -1}, "seed must be an int"),
     ({"name": " "}, "name must be"),
 ])
 def test_build_digit_cnn_rejects_bad_arguments(kwargs, match):
