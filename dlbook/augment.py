@@ -162,6 +162,33 @@ class LabelSwappingRotation(keras.layers.RandomRotation):
         return {**config, "degrees": self.degrees, "swap": self.swap}
 
 
+class OnGrey(keras.layers.Layer):
+    """Run an image layer written for colour images, such as ``keras.layers.RandAugment``, on
+    grey ones: the single channel is copied into three, ``layer`` runs, and the three channels
+    are averaged back into one. (Keras 3.13's RandAugment weighs R, G and B in its colour
+    operations and fails on one channel; later versions accept it.) Every operation that treats
+    the three channels alike keeps them equal, so for those the average is exact.
+
+    Called on images ``(n, h, w, 1)`` or on ``{"images": x, "labels": y}`` batches, whose
+    labels pass through unchanged. Taught in chapter 8.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(f"layer must be a Keras layer, got {type(layer).__name__}")
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def call(self, inputs, training=True):
+        batch = inputs if isinstance(inputs, Mapping) else None
+        images = batch["images"] if batch is not None else inputs
+        if images.shape[-1] != 1:
+            raise ValueError(f"OnGrey takes images with one channel, got shape {tuple(images.shape)}")
+        colour = self.layer(keras.ops.repeat(images, 3, axis=-1), training=training)
+        grey = keras.ops.mean(colour, axis=-1, keepdims=True)
+        return grey if batch is None else {**batch, "images": grey}
+
+
 def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int,
                     augmenter: keras.layers.Layer | None = None, *, seed: int,
                     name: str = "small_cnn") -> keras.Model:

@@ -274,3 +274,23 @@ def test_other_argument_errors():
     with pytest.raises(ValueError, match="learning_rate must be a positive number"):
         augment.compare_augmentations(x, y, {"none": None}, train_size=10, learning_rate=0,
                                       seeds=(0,))
+
+
+def test_on_grey_runs_a_colour_layer_on_one_channel_and_passes_labels_through():
+    grey = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    labels = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    shifted = augment.OnGrey(keras.layers.Rescaling(0.5, offset=0.1))({"images": grey, "labels": labels})
+    np.testing.assert_allclose(np.asarray(shifted["images"]), 0.5 * grey + 0.1, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(shifted["labels"]), labels)
+    weighted = augment.OnGrey(keras.layers.Lambda(lambda x: x * np.array([0.0, 1.0, 2.0], "float32")))
+    np.testing.assert_allclose(np.asarray(weighted(grey)), grey, rtol=1e-6)  # mean of 0, 1, 2 times
+    randaugment = augment.OnGrey(keras.layers.RandAugment(value_range=(0, 1), seed=3))
+    out = np.asarray(randaugment({"images": grey, "labels": labels}, training=True)["images"])
+    assert out.shape == grey.shape and np.all((out >= 0) & (out <= 1)) and not np.allclose(out, grey)
+
+
+def test_on_grey_argument_errors():
+    with pytest.raises(TypeError, match="Keras layer"):
+        augment.OnGrey(lambda x: x)
+    with pytest.raises(ValueError, match="one channel"):
+        augment.OnGrey(keras.layers.Identity())(np.zeros((2, 4, 4, 3), "float32"))

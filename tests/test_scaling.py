@@ -95,6 +95,14 @@ def test_worker_environment():
     assert base["DLBOOK_SEED"] == "3"  # the caller's mapping is not changed
 
 
+@pytest.fixture
+def left_behind():
+    """The processes this test started that are still alive: children of the test process that
+    were not there when the test began (other tests of the session may keep their own)."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    return lambda: [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+
+
 # --- the launcher --------------------------------------------------------------------------------
 
 
@@ -107,7 +115,7 @@ def test_run_workers_success_collects_output(tmp_path):
     assert run.seconds > 0
 
 
-def test_a_failing_worker_stops_the_others(tmp_path):
+def test_a_failing_worker_stops_the_others(tmp_path, left_behind):
     commands = [python("import time; time.sleep(60)"),
                 python("import sys; print('something broke'); sys.exit(3)")]
     started = time.monotonic()
@@ -115,24 +123,24 @@ def test_a_failing_worker_stops_the_others(tmp_path):
         scaling.run_workers(commands, timeout=60, log_dir=tmp_path)
     assert "something broke" in str(caught.value)  # the end of its output
     assert time.monotonic() - started < 30, "the sleeping worker must not be waited for"
-    assert not psutil.Process().children(recursive=True), "no process left behind"
+    assert not left_behind(), "no process left behind"
 
 
-def test_timeout_stops_every_worker(tmp_path):
+def test_timeout_stops_every_worker(tmp_path, left_behind):
     commands = [python("print('waiting', flush=True); import time; time.sleep(60)")] * 2
     started = time.monotonic()
     with pytest.raises(scaling.WorkerError, match=r"timeout of 1 s.*\[0, 1\]") as caught:
         scaling.run_workers(commands, timeout=1, log_dir=tmp_path, poll=0.02)
     assert "waiting" in str(caught.value)
     assert time.monotonic() - started < 30
-    assert not psutil.Process().children(recursive=True)
+    assert not left_behind()
 
 
-def test_a_worker_that_cannot_start_stops_those_already_started(tmp_path):
+def test_a_worker_that_cannot_start_stops_those_already_started(tmp_path, left_behind):
     commands = [python("import time; time.sleep(60)"), [str(tmp_path / "no-such-program")]]
     with pytest.raises(FileNotFoundError):
         scaling.run_workers(commands, timeout=60, log_dir=tmp_path)
-    assert not psutil.Process().children(recursive=True)
+    assert not left_behind()
 
 
 def test_stop_kills_a_process_that_ignores_terminate():
@@ -156,12 +164,12 @@ def test_stop_kills_a_process_that_ignores_terminate():
     ({"envs": [{}, {}]}, "one environment per command"),
     ({"log_dir": "/no/such/folder"}, "existing folder"),
 ])
-def test_run_workers_argument_errors(tmp_path, kwargs, message):
+def test_run_workers_argument_errors(tmp_path, kwargs, message, left_behind):
     arguments = {"commands": [python("pass")], "timeout": 10, "log_dir": tmp_path, **kwargs}
     commands = arguments.pop("commands")
     with pytest.raises(ValueError, match=message):
         scaling.run_workers(commands, **arguments)
-    assert not psutil.Process().children(recursive=True)
+    assert not left_behind()
 
 
 def test_train_multi_worker_argument_errors():
