@@ -18,28 +18,13 @@ Taught in chapter 14.
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Integral, Real
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_number(argument: str, value, minimum: float = 0.0, inclusive: bool = True) -> float:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and (
-        value >= minimum if inclusive else value > minimum)
-    if not ok:
-        relation = "at least" if inclusive else "greater than"
-        raise ValueError(f"{argument} must be a number {relation} {minimum:g}, got {value!r}")
-    return float(value)
-
+from dlbook.autoencoders import _check_int, _check_number  # the same argument checks as chapter 13
 
 # --- the maths, in NumPy -----------------------------------------------------------------------
 
