@@ -14,6 +14,7 @@ The library:
 - :mod:`dlbook.exercises` — self-check helpers with specific feedback.
 - :mod:`dlbook.report` — the headline a chapter reports to ``dlbook run`` and the measures it
   records for the seed-sweep report.
+- :mod:`dlbook.checks` — the argument checks the modules share (one message for one mistake).
 - Chapter code: :mod:`dlbook.scratch` (2), :mod:`dlbook.activations` (3), :mod:`dlbook.autodiff` (4),
   :mod:`dlbook.optimisers` (5), :mod:`dlbook.builders` (6), :mod:`dlbook.conv` (7),
   :mod:`dlbook.augment` (8), :mod:`dlbook.architectures` (9), :mod:`dlbook.scaling` (17).

@@ -24,19 +24,13 @@ Everything here is taught in chapter 9.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from dlbook.checks import check_int as _check_int
 from dlbook.data import downloads_allowed
-
-
-def _check_int(argument: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_name(name) -> str:

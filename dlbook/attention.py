@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import keras
 import numpy as np
@@ -32,13 +32,9 @@ import pandas as pd
 import tensorflow as tf
 from keras import layers, ops
 
+from dlbook.checks import check_int as _check_int
+
 PAD = 0
-
-
-def _check_int(argument: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_name(name) -> str:
@@ -301,6 +297,16 @@ def build_bag_of_embeddings(vocab_size: int, length: int, dim: int = 32,
     return keras.Model(tokens, layers.Dense(1, name="logit")(x), name=_check_name(name))
 
 
+def _check_sizes(vocab_size, length, dim, num_heads, blocks) -> tuple[int, int, int, int, int]:
+    """The sizes of a transformer model, checked: ``dim`` must split evenly into the heads."""
+    vocab_size = _check_int("vocab_size", vocab_size, 2)
+    length, dim, num_heads, blocks = (_check_int(a, v) for a, v in (
+        ("length", length), ("dim", dim), ("num_heads", num_heads), ("blocks", blocks)))
+    if dim % num_heads:
+        raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+    return vocab_size, length, dim, num_heads, blocks
+
+
 def build_text_transformer(vocab_size: int, length: int, dim: int = 32, num_heads: int = 2,
                            ff_dim: int = 64, blocks: int = 1, positions: bool = True,
                            dropout: float = 0.0, seed: int | None = None,
@@ -312,12 +318,8 @@ def build_text_transformer(vocab_size: int, length: int, dim: int = 32, num_head
     Token ids ``(B, length)``, 0 = padding. ``positions=False`` leaves out the positional encoding,
     which makes the model blind to word order. Taught in chapter 12.
     """
-    vocab_size = _check_int("vocab_size", vocab_size, 2)
-    length, dim, blocks = (_check_int(a, v) for a, v in
-                           (("length", length), ("dim", dim), ("blocks", blocks)))
-    num_heads = _check_int("num_heads", num_heads)
-    if dim % num_heads:
-        raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+    vocab_size, length, dim, num_heads, blocks = _check_sizes(vocab_size, length, dim, num_heads,
+                                                              blocks)
     tokens = keras.Input(shape=(length,), dtype="int32", name="tokens")
     x = _embed(tokens, vocab_size, dim, positions, length, "")
     keys = _key_padding_mask(tokens)
@@ -339,12 +341,8 @@ def build_char_gpt(vocab_size: int, length: int, dim: int = 64, num_heads: int =
     ``t`` sees only ``0 … t``, so the logits at ``t`` predict token ``t + 1`` from the past alone),
     a final LayerNorm and a linear read-out. Taught in chapter 12.
     """
-    vocab_size = _check_int("vocab_size", vocab_size, 2)
-    length, dim, blocks = (_check_int(a, v) for a, v in
-                           (("length", length), ("dim", dim), ("blocks", blocks)))
-    num_heads = _check_int("num_heads", num_heads)
-    if dim % num_heads:
-        raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+    vocab_size, length, dim, num_heads, blocks = _check_sizes(vocab_size, length, dim, num_heads,
+                                                              blocks)
     tokens = keras.Input(shape=(length,), dtype="int32", name="tokens")
     x = _embed(tokens, vocab_size, dim, positions, length, "")
     for index in range(1, blocks + 1):

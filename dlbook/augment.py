@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
+from dlbook.checks import check_int as _check_int
+
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 FILL_MODES = ("constant", "reflect", "wrap", "nearest")
 
@@ -32,12 +34,6 @@ def _check_fraction(argument: str, value, upper: float) -> float:
         raise ValueError(f"{argument} must be a number in [0, {upper:g}] (0 switches it off), "
                          f"got {value!r}")
     return float(value)
-
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def build_augmenter(

@@ -17,7 +17,6 @@ Taught in chapter 13; :func:`shuffled_batches` and :func:`build_coder` are used 
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -27,17 +26,14 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from dlbook.checks import check_int as _check_int
+from dlbook.recurrent import StepTimer  # noqa: F401 (chapters 13-16 import it from here)
+
 LOSSES = ("mse", "bce")
 
 # fit(dataset) warns that its own shuffle=True is ignored for a tf.data.Dataset; the datasets of
 # shuffled_batches and labelled_batches are shuffled already, with a seed, so the warning is noise.
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
-
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_number(argument: str, value, minimum: float = 0.0, inclusive: bool = True) -> float:
@@ -146,36 +142,6 @@ class Autoencoder(keras.Model):
         inputs = self.corrupt(x) if self.noise_std > 0 else x
         self.loss_tracker.update_state(ops.mean(self.errors(x, self(inputs, training=False))))
         return {"loss": self.loss_tracker.result()}
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Times every training step after the first epoch (which includes tracing the step).
-
-    ``seconds_per_step`` is the median, robust to a busy machine's pauses. Pass it to ``fit``:
-    ``fit(..., callbacks=[timer])``. Taught in chapter 13; used in chapters 14–16.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.durations: list[float] = []
-        self._epoch = 0
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._epoch > 0:
-            self.durations.append(time.perf_counter() - self._start)
-
-    @property
-    def seconds_per_step(self) -> float:
-        if not self.durations:
-            raise ValueError("no step timed yet: train for at least two epochs with this callback")
-        return float(np.median(self.durations))
 
 
 def shuffled_batches(x, batch_size: int, seed: int) -> tf.data.Dataset:

@@ -12,18 +12,13 @@ chapter 7 trains. Images are channels-last, ``(height, width, channels)``, as in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import keras
 import numpy as np
 
+from dlbook.checks import check_int as _check_int
+
 PADDINGS = ("valid", "same")
-
-
-def _check_int(argument: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_padding(padding) -> str:

@@ -36,16 +36,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlbook.checks import check_int as _check_int
+
 _NEIGHBOUR_CHUNK = 1024  # query rows per block in nearest-neighbour searches (bounds memory)
 
 
 # --- argument checks ---------------------------------------------------------------------------
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
-
 
 def _check_fraction(argument: str, value, low: float = 0.0, high: float = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not low < value < high:

@@ -37,15 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dlbook.checks import check_int as _check_int
+
 LOOPBACK = "127.0.0.1"
 FLOAT16_SMALLEST_SUBNORMAL = 2.0**-24  # the smallest positive float16; half of it rounds to 0
 LOG_TAIL_LINES = 15
-
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_positive(argument: str, value) -> float:

@@ -36,6 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlbook.checks import check_int as _check_int
+
 # A chunk is a run of word characters or a run of other non-space characters, each with the one
 # space before it, or a run of whitespace. Every character falls in exactly one chunk, so
 # joining the chunks gives the text back.
@@ -45,12 +47,6 @@ CHUNK = re.compile(r"\s?\w+|\s?[^\w\s]+|\s+")
 KERAS_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']')
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 SMOOTHINGS = ("witten-bell", "add-k")
-
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_texts(texts) -> list[str]:

@@ -142,7 +142,7 @@ def test_step_timer_times_steps_after_the_first_epoch():
     with pytest.raises(ValueError, match="no step timed"):
         timer.seconds_per_step  # noqa: B018
     make_autoencoder().fit(ae.shuffled_batches(x, 16, seed=0), epochs=3, verbose=0, callbacks=[timer])
-    assert len(timer.durations) == 2 * 4 and timer.seconds_per_step > 0
+    assert len(timer.seconds) == 2 * 4 and timer.seconds_per_step > 0
 
 
 # --- LeaveOneClassOut ----------------------------------------------------------------------------
