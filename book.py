@@ -12,8 +12,10 @@ when ``pyproject.toml`` or ``constraints.txt`` changed), then runs:
 - ``build``: ``dlbook sync`` (chapters/*.md → notebooks/*.ipynb; ``--force`` discards hand edits)
   and ``dlbook run`` (execute the notebooks, print wall time, peak memory and headline per
   chapter). Each option goes to the command that owns it, and all are checked before either runs.
-- ``test``: ``pytest`` — the unit tests and strict nbval over every notebook. Arguments go to
-  pytest: ``python3 book.py test tests/`` runs the unit tests only.
+- ``test``: ``pytest`` — the unit tests and strict nbval over every notebook, in two worker
+  processes (``-n 2 --dist loadscope``: a notebook, or a test module, stays on one worker).
+  Arguments go to pytest: ``python3 book.py test tests/`` runs the unit tests only, ``-n 0``
+  runs everything in one process.
 - ``sweep``: ``dlbook sweep`` — run chapters with each chapter's own seed and the ``--seeds``
   given, writing only ``reports/seed_sweep.{json,md}``.
 - ``html``: ``dlbook html`` — the website, from the committed notebooks, into ``build/html``.
@@ -50,6 +52,9 @@ def _positive(kind):
 # Options of `dlbook run` / `dlbook sweep` that take a value, shared by `build` and `sweep`.
 RUN_OPTIONS = {"--jobs": _positive(int), "--threads": _positive(int), "--timeout": _positive(float),
                "--cell-timeout": _positive(float), "--memory-limit": _positive(float)}
+# pytest-xdist: two workers (this machine kind has two cores; the floor and grading runs inside the
+# suite already run two kernels at a time), each test module or notebook on one worker.
+PARALLEL = ["-n", "2", "--dist", "loadscope"]
 # Variables that would change what a chapter computes; the stored outputs are made without them.
 CHAPTER_VARIABLES = ("DLBOOK_SEED", "DLBOOK_MEASURES")
 
@@ -118,7 +123,7 @@ def main(argv: list[str]) -> int:
     env = {k: v for k, v in os.environ.items() if k not in CHAPTER_VARIABLES}
     dlbook = str(BIN / "dlbook")
     if command == "test":
-        return subprocess.run([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT,
+        return subprocess.run([str(BIN / "python"), "-m", "pytest", *PARALLEL, *rest], cwd=ROOT,
                               env=env).returncode
     if command == "html":
         return subprocess.run([dlbook, "html", "--out", args.out], cwd=ROOT, env=env).returncode

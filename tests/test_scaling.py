@@ -414,7 +414,7 @@ def test_train_multi_worker_twice_in_a_row_equals_one_device():
     np.testing.assert_array_equal(single.seen, np.concatenate([rng.permutation(16),
                                                                rng.permutation(16)]))
     for _ in range(2):
-        cluster = scaling.train_multi_worker(x, y, workers=2, timeout=120, **common)
+        cluster = scaling.train_multi_worker(x, y, workers=2, timeout=300, **common)
         assert len(cluster.runs) == 2 and not any(alive(pid) for pid in cluster.pids)
         ports = [int(address.rsplit(":", 1)[1]) for address in cluster.addresses]
         assert all(scaling.port_is_free(port) for port in ports)
