@@ -540,3 +540,15 @@ def train_dqn(seed: int, env_steps: int, num_envs: int = 4, burst: int = 32,
             weights = q.get_weights()
     env.close()
     return run
+
+
+def learning_curve(run: TrainingRun, grid, window: int = 20) -> np.ndarray:
+    """The mean return of the last ``window`` training episodes that ended by each step count in
+    ``grid`` (NaN before the first episode ends), so runs of different lengths share an x-axis.
+    Taught in chapter 18.
+    """
+    window = _check_int("window", window, 1)
+    ends = np.asarray(run.episode_end_steps)
+    returns = np.asarray(run.episode_returns, dtype="float64")
+    counts = np.searchsorted(ends, np.asarray(grid), side="right")
+    return np.array([returns[max(0, c - window):c].mean() if c else np.nan for c in counts])

@@ -240,3 +240,12 @@ def test_short_dqn_and_a2c_runs_record_episodes():
 def test_training_argument_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_learning_curve_averages_the_last_episodes():
+    run = rl.TrainingRun(model=None, episode_returns=[10.0, 20.0, 30.0, 40.0],
+                         episode_end_steps=[10, 30, 60, 100])
+    curve = rl.learning_curve(run, [5, 10, 59, 60, 200], window=2)
+    np.testing.assert_allclose(curve, [np.nan, 10.0, 15.0, 25.0, 35.0])
+    with pytest.raises(ValueError, match="window"):
+        rl.learning_curve(run, [5], window=0)
