@@ -96,7 +96,8 @@ def gae_advantages(rewards, values, next_values, terminated, truncated, gamma: f
     rewards = np.asarray(rewards, dtype="float64")
     arrays = [np.asarray(a, dtype="float64") for a in (values, next_values)]
     flags = [np.asarray(a, dtype=bool) for a in (terminated, truncated)]
-    for name, a in zip(("values", "next_values", "terminated", "truncated"), arrays + flags):
+    for name, a in zip(("values", "next_values", "terminated", "truncated"), arrays + flags,
+                       strict=True):
         if a.shape != rewards.shape:
             raise ValueError(f"{name} must have the shape of rewards {rewards.shape}, got "
                              f"{a.shape}")
@@ -287,7 +288,7 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed:
         env.close()
     if not record:
         return Episodes(returns)
-    o, a, r, m = (np.stack(x) for x in zip(*trace))
+    o, a, r, m = (np.stack(x) for x in zip(*trace, strict=True))
     return Episodes(returns, o, a, r, m)
 
 
@@ -321,7 +322,7 @@ def policy_gradient_update(policy: keras.Model, value: keras.Model,
             spread = -tf.reduce_mean(tf.reduce_sum(tf.exp(log_probs) * log_probs, axis=1))
             loss = policy_loss + value_coef * value_loss - entropy_coef * spread
         grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return policy_loss, value_loss, spread
 
     return update
@@ -351,7 +352,7 @@ def dqn_update(q: keras.Model, q_target: keras.Model, optimizer: keras.optimizer
                 chosen = tf.gather(q(obs[k], training=True), actions[k], batch_dims=1)
                 loss = huber(tf.stop_gradient(targets), chosen)
             grads = tape.gradient(loss, q.trainable_variables)
-            optimizer.apply_gradients(zip(grads, q.trainable_variables))
+            optimizer.apply_gradients(zip(grads, q.trainable_variables, strict=True))
         return loss
 
     return update
@@ -400,8 +401,8 @@ def train_reinforce(seed: int, iterations: int, episodes_per_iteration: int = 16
     steps = 0
     for it in range(iterations):
         weights = policy.get_weights()
-        episodes = run_episodes(lambda o: sample_from_logits(numpy_forward(weights, o), rng), n,
-                                seed + 1 + it * n, record=True, env=env)
+        episodes = run_episodes(lambda o, w=weights: sample_from_logits(numpy_forward(w, o), rng),
+                                n, seed + 1 + it * n, record=True, env=env)
         returns = discounted_returns(episodes.rewards, gamma)
         mask = episodes.alive
         obs, actions, returns = episodes.obs[mask], episodes.actions[mask], returns[mask]

@@ -137,7 +137,7 @@ def test_mlp_parameters_and_numpy_forward_agree_with_keras():
     np.testing.assert_allclose(rl.numpy_forward(model.get_weights(), x),
                                np.asarray(model(x)), rtol=1e-5, atol=1e-6)
     same = rl.mlp(2, (32, 16), seed=3)
-    for a, b in zip(model.get_weights(), same.get_weights()):
+    for a, b in zip(model.get_weights(), same.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="pairs"):
         rl.numpy_forward(model.get_weights()[:3], x)
