@@ -243,19 +243,18 @@ def make_vector_env(num_envs: int) -> gym.vector.VectorEnv:
 
 @dataclass
 class Episodes:
-    """Whole episodes played side by side: ``returns`` ``(N,)``, and, when recorded, time-major
-    ``obs`` ``(T, N, 4)``, ``actions`` and ``rewards`` ``(T, N)``, ``alive`` (the step belongs to
-    the episode)."""
+    """Whole episodes played side by side: ``returns`` ``(N,)`` and ``truncated`` ``(N,)`` (the
+    episode hit the time limit without terminating), and, when recorded, time-major ``obs``
+    ``(T, N, 4)``, ``actions`` and ``rewards`` ``(T, N)``, ``alive`` (the step belongs to the
+    episode) and ``final_obs`` ``(N, 4)``, the observation each episode ended on."""
 
     returns: np.ndarray
+    truncated: np.ndarray
     obs: np.ndarray | None = None
     actions: np.ndarray | None = None
     rewards: np.ndarray | None = None
     alive: np.ndarray | None = None
-
-    @property
-    def steps(self) -> int:
-        return int(self.returns.sum())
+    final_obs: np.ndarray | None = None
 
 
 def run_episodes(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: int,
@@ -264,8 +263,9 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed:
 
     ``act`` maps a batch of observations ``(n, 4)`` to actions ``(n,)``. Each episode counts until
     it terminates or reaches the 500-step limit; later steps of its copy are ignored. With
-    ``record`` the trajectories come back too (for REINFORCE). Pass an ``env`` of ``n_episodes``
-    copies to reuse it. Taught in chapter 18.
+    ``record`` the trajectories come back too (for REINFORCE), with the observation each episode
+    ended on (to bootstrap a truncated one). Pass an ``env`` of ``n_episodes`` copies to reuse it.
+    Taught in chapter 18.
     """
     n_episodes = _check_int("n_episodes", n_episodes, 1)
     own = env is None
@@ -275,6 +275,8 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed:
     obs, _ = env.reset(seed=_check_seed(seed))
     alive = np.ones(n_episodes, bool)
     returns = np.zeros(n_episodes)
+    cut = np.zeros(n_episodes, bool)
+    final_obs = np.zeros_like(obs)
     trace: list[tuple] = []
     while alive.any():
         actions = np.asarray(act(obs))
@@ -282,14 +284,17 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed:
         if record:
             trace.append((obs, actions, rewards * alive, alive.copy()))
         returns += rewards * alive
-        alive &= ~(terminated | truncated)
+        ending = alive & (terminated | truncated)
+        final_obs[ending] = next_obs[ending]
+        cut[ending] = truncated[ending] & ~terminated[ending]
+        alive &= ~ending
         obs = next_obs
     if own:
         env.close()
     if not record:
-        return Episodes(returns)
+        return Episodes(returns, cut)
     o, a, r, m = (np.stack(x) for x in zip(*trace, strict=True))
-    return Episodes(returns, o, a, r, m)
+    return Episodes(returns, cut, o, a, r, m, final_obs)
 
 
 # --------------------------------------------------------------------------- compiled updates
@@ -361,17 +366,32 @@ def dqn_update(q: keras.Model, q_target: keras.Model, optimizer: keras.optimizer
 # --------------------------------------------------------------------------- training loops
 
 
+def _value_scale(value_scale, gamma: float) -> float:
+    if value_scale is None:
+        if gamma == 1.0:
+            raise ValueError("value_scale must be given when gamma is 1 (the default is 1 - gamma)")
+        return 1.0 - gamma
+    if isinstance(value_scale, bool) or not isinstance(value_scale, Real) or value_scale <= 0:
+        raise ValueError(f"value_scale must be a positive number, got {value_scale!r}")
+    return float(value_scale)
+
+
 @dataclass
 class TrainingRun:
     """What a training loop returns: the trained ``model`` (policy logits or action values), the
-    return of every training episode and the environment steps taken when it ended."""
+    return of every training episode and the environment steps taken when it ended; for the
+    policy-gradient agents also the ``critic`` (value network) and its ``value_scale`` (the critic
+    outputs ``value_scale`` × the return)."""
 
     model: keras.Model
     episode_returns: list = field(default_factory=list)
     episode_end_steps: list = field(default_factory=list)
+    critic: keras.Model | None = None
+    value_scale: float = 1.0
 
     @property
     def env_steps(self) -> int:
+        """The environment steps taken when the last training episode ended."""
         return int(self.episode_end_steps[-1]) if self.episode_end_steps else 0
 
     def greedy(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -379,38 +399,77 @@ class TrainingRun:
         weights = self.model.get_weights()
         return lambda obs: numpy_forward(weights, obs).argmax(axis=1)
 
+    def values(self, obs) -> np.ndarray:
+        """The critic's value estimates of ``obs`` ``(n, 4)``, in return units."""
+        if self.critic is None:
+            raise ValueError("this run has no critic (value network)")
+        return numpy_forward(self.critic.get_weights(), obs)[:, 0] / self.value_scale
+
+
+def reinforce_returns(episodes: Episodes, gamma: float, final_values=None) -> np.ndarray:
+    """The reward-to-go :math:`G_t` of every step of recorded ``episodes`` ``(T, N)``.
+
+    An episode that *terminated* stops at its last step. One cut by the time limit (``truncated``)
+    had a future: with ``final_values`` ``(N,)`` (the value of each episode's final observation)
+    its last reward is bootstrapped, :math:`r_{T-1} + \\gamma V(s_T)`, as the chapter's rule for
+    truncation asks. Steps after an episode's end have return 0. Taught in chapter 18.
+    """
+    if episodes.rewards is None:
+        raise ValueError("episodes must be recorded (run_episodes(..., record=True))")
+    rewards = np.array(episodes.rewards, dtype="float64")
+    if final_values is not None:
+        final_values = np.asarray(final_values, dtype="float64")
+        if final_values.shape != episodes.truncated.shape:
+            raise ValueError(f"final_values must be ({len(episodes.truncated)},), got shape "
+                             f"{final_values.shape}")
+        last = episodes.alive.sum(axis=0) - 1
+        cut = np.flatnonzero(episodes.truncated)
+        rewards[last[cut], cut] += gamma * final_values[cut]
+    return discounted_returns(rewards, gamma) * episodes.alive
+
 
 def train_reinforce(seed: int, iterations: int, episodes_per_iteration: int = 16,
                     gamma: float = 0.99, hidden: Sequence[int] = (32,),
-                    learning_rate: float = 0.01) -> TrainingRun:
+                    learning_rate: float = 0.01, baseline: bool = True,
+                    value_scale: float | None = None) -> TrainingRun:
     """REINFORCE with a learned baseline: play whole episodes, weight each log-probability by the
     reward-to-go minus the value network's estimate, and take one step per batch of episodes.
 
     The advantages are standardised within each batch (a common rescaling that fixes the step size
-    whatever the returns' scale). Taught in chapter 18.
+    whatever the returns' scale). The value network regresses ``value_scale`` × the return
+    (default :math:`1 - \\gamma`, so its targets lie in [0, 1]): Adam moves each weight by about the
+    learning rate per step whatever the loss's scale, and a network that had to output returns of
+    ~100 would need hundreds of steps to get there. A time-limit truncation bootstraps from the
+    critic (:func:`reinforce_returns`). With ``baseline=False`` the weights are the returns divided
+    by their batch standard deviation, not centred: REINFORCE without a baseline (the critic is
+    still trained, for comparison, but not used). Taught in chapter 18.
     """
     seed = _check_seed(seed)
     iterations = _check_int("iterations", iterations, 1)
     n = _check_int("episodes_per_iteration", episodes_per_iteration, 1)
+    gamma = _check_gamma("gamma", gamma)
+    scale = _value_scale(value_scale, gamma)
     policy = mlp(N_ACTIONS, hidden, seed, "policy")
     value = mlp(1, hidden, seed + 100, "value")
     update = policy_gradient_update(policy, value, keras.optimizers.Adam(learning_rate))
     rng = np.random.default_rng(seed)
     env = make_vector_env(n)
-    run = TrainingRun(policy)
+    run = TrainingRun(policy, critic=value, value_scale=scale)
     steps = 0
     for it in range(iterations):
         weights = policy.get_weights()
         episodes = run_episodes(lambda o, w=weights: sample_from_logits(numpy_forward(w, o), rng),
                                 n, seed + 1 + it * n, record=True, env=env)
-        returns = discounted_returns(episodes.rewards, gamma)
+        returns = reinforce_returns(episodes, gamma, run.values(episodes.final_obs))
         mask = episodes.alive
         obs, actions, returns = episodes.obs[mask], episodes.actions[mask], returns[mask]
-        baseline = numpy_forward(value.get_weights(), obs)[:, 0]
-        advantages = returns - baseline
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if baseline:
+            advantages = returns - run.values(obs)
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        else:
+            advantages = returns / (returns.std() + 1e-8)
         update(obs, actions.astype("int32"), advantages.astype("float32"),
-               returns.astype("float32"))
+               (scale * returns).astype("float32"))
         for r in episodes.returns:
             steps += int(r)
             run.episode_returns.append(float(r))
@@ -419,17 +478,61 @@ def train_reinforce(seed: int, iterations: int, episodes_per_iteration: int = 16
     return run
 
 
+def policy_gradient_variance(run: TrainingRun, n_episodes: int, seed: int,
+                             gamma: float = 0.99) -> tuple[float, float]:
+    """How much the critic's baseline reduces the variance of the policy-gradient estimate.
+
+    Plays ``n_episodes`` episodes with ``run``'s stochastic policy and computes, in one compiled
+    call (a Jacobian), each episode's gradient estimate
+    :math:`\\sum_t \\nabla_\\theta \\log \\pi(a_t \\mid s_t)\\, w_t` with :math:`w_t = G_t` (no baseline)
+    and :math:`w_t = G_t - V(s_t)` (the critic's baseline). Returns the total variance of the
+    per-episode estimates over episodes (the mean squared distance to their mean) for each:
+    ``(without, with)``. Both estimate the same gradient; the baseline only changes the noise.
+    Taught in chapter 18.
+    """
+    n_episodes = _check_int("n_episodes", n_episodes, 2)
+    gamma = _check_gamma("gamma", gamma)
+    policy = run.model
+    weights = policy.get_weights()
+    rng = np.random.default_rng(_check_seed(seed))
+    episodes = run_episodes(lambda o: sample_from_logits(numpy_forward(weights, o), rng),
+                            n_episodes, seed, record=True)
+    returns = reinforce_returns(episodes, gamma, run.values(episodes.final_obs))
+    mask = episodes.alive
+    obs = episodes.obs[mask].astype("float32")
+    episode_of = np.broadcast_to(np.arange(n_episodes), mask.shape)[mask].astype("int32")
+    returns = returns[mask]
+    weights_of = np.stack([returns, returns - run.values(obs)]).astype("float32")
+
+    @tf.function
+    def per_episode(obs, actions, episode_of, w):
+        with tf.GradientTape() as tape:
+            chosen = tf.gather(tf.nn.log_softmax(policy(obs)), actions, batch_dims=1)
+            sums = tf.math.unsorted_segment_sum(chosen[None, :] * w, episode_of[None, :]
+                                                + n_episodes * tf.range(2)[:, None], 2 * n_episodes)
+        jac = tape.jacobian(sums, policy.trainable_variables)
+        return tf.concat([tf.reshape(j, (2 * n_episodes, -1)) for j in jac], axis=1)
+
+    grads = per_episode(obs, episodes.actions[mask].astype("int32"), episode_of, weights_of)
+    grads = np.asarray(grads, dtype="float64").reshape(2, n_episodes, -1)
+    spread = ((grads - grads.mean(axis=1, keepdims=True)) ** 2).sum(axis=2).mean(axis=1)
+    return float(spread[0]), float(spread[1])
+
+
 def train_a2c(seed: int, updates: int, num_envs: int = 16, rollout: int = 16,
               gamma: float = 0.99, lam: float = 0.95, hidden: Sequence[int] = (32,),
               learning_rate: float = 0.005, entropy_coef: float = 0.01,
-              normalise: bool = True) -> TrainingRun:
+              normalise: bool = True, value_scale: float | None = None) -> TrainingRun:
     """Advantage actor-critic (synchronous, A2C): ``num_envs`` copies run ``rollout`` steps, the
     critic's values give GAE advantages (:func:`gae_advantages`), then one compiled update.
 
-    The steps that only reset a copy (next-step autoreset) are left out of the batch. Taught in
-    chapter 18.
+    The steps that only reset a copy (next-step autoreset) are left out of the batch. The critic
+    regresses ``value_scale`` × the value target (default :math:`1 - \\gamma`, as in
+    :func:`train_reinforce`). Taught in chapter 18.
     """
     seed = _check_seed(seed)
+    gamma = _check_gamma("gamma", gamma)
+    scale = _value_scale(value_scale, gamma)
     updates = _check_int("updates", updates, 1)
     num_envs = _check_int("num_envs", num_envs, 1)
     rollout = _check_int("rollout", rollout, 1)
@@ -440,7 +543,7 @@ def train_a2c(seed: int, updates: int, num_envs: int = 16, rollout: int = 16,
     rng = np.random.default_rng(seed)
     env = make_vector_env(num_envs)
     obs, _ = env.reset(seed=seed + 1)
-    run = TrainingRun(policy)
+    run = TrainingRun(policy, critic=value, value_scale=scale)
     episode_return = np.zeros(num_envs)
     was_done = np.zeros(num_envs, bool)
     steps = 0
@@ -466,13 +569,14 @@ def train_a2c(seed: int, updates: int, num_envs: int = 16, rollout: int = 16,
             episode_return[done] = 0.0
             was_done = done
             obs = next_obs
-        values = numpy_forward(vw, o.reshape(-1, OBS_DIM))[:, 0].reshape(shape)
-        next_values = numpy_forward(vw, o_next.reshape(-1, OBS_DIM))[:, 0].reshape(shape)
+        values = numpy_forward(vw, o.reshape(-1, OBS_DIM))[:, 0].reshape(shape) / scale
+        next_values = numpy_forward(vw, o_next.reshape(-1, OBS_DIM))[:, 0].reshape(shape) / scale
         adv, targets = gae_advantages(r, values, next_values, term, trunc, gamma, lam)
         adv = adv[valid]
         if normalise:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        update(o[valid], a[valid], adv.astype("float32"), targets[valid].astype("float32"))
+        update(o[valid], a[valid], adv.astype("float32"),
+               (scale * targets[valid]).astype("float32"))
     env.close()
     return run
 

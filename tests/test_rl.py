@@ -54,15 +54,23 @@ def test_gae_lambda_zero_is_td_error_and_lambda_one_is_bootstrapped_return():
 
 def test_gae_by_hand_with_termination_and_truncation():
     r = np.array([[1.0], [1.0], [1.0]])
-    v = np.array([[2.0], [1.0], [3.0]])
-    v_next = np.array([[1.0], [5.0], [4.0]])
+    v = np.array([[1.5], [3.0], [2.0]])
+    v_next = np.array([[3.0], [5.0], [4.0]])
     term = np.array([[False], [True], [False]])
     trunc = np.array([[False], [False], [True]])
-    adv, _ = rl.gae_advantages(r, v, v_next, term, trunc, 0.5, 0.5)
-    d0 = 1 + 0.5 * 1.0 - 2.0          # -0.5
-    d1 = 1 - 1.0                      # terminated: no bootstrap
-    d2 = 1 + 0.5 * 4.0 - 3.0          # truncated: bootstraps, and stops the sum
+    adv, targets = rl.gae_advantages(r, v, v_next, term, trunc, 0.5, 0.5)
+    d0 = 1 + 0.5 * 3.0 - 1.5          # 1
+    d1 = 1 - 3.0                      # terminated: no bootstrap, and the sum stops here
+    d2 = 1 + 0.5 * 4.0 - 2.0          # truncated: bootstraps
     np.testing.assert_allclose(adv[:, 0], [d0 + 0.25 * d1, d1, d2])
+    np.testing.assert_allclose(targets[:, 0], [2.0, 1.0, 3.0])
+    # each rule changes the numbers: the sum carried across the termination would give -1.75
+    assert not np.isclose(adv[1, 0], d1 + 0.25 * d2)
+    # and a truncation also stops the sum at the end of its episode
+    r2, v2 = np.ones((2, 1)), np.array([[1.0], [1.0]])
+    adv2, _ = rl.gae_advantages(r2, v2, np.array([[2.0], [1.0]]), np.zeros((2, 1), bool),
+                                np.array([[True], [False]]), 0.5, 1.0)
+    np.testing.assert_allclose(adv2[:, 0], [1 + 0.5 * 2 - 1, 1 + 0.5 * 1 - 1])
 
 
 def test_gae_errors():
@@ -164,12 +172,49 @@ def test_run_episodes_is_reproducible_and_counts_steps():
     np.testing.assert_array_equal(a.obs, b.obs)
     np.testing.assert_array_equal(a.returns, a.alive.sum(axis=0))
     np.testing.assert_array_equal(a.returns, a.rewards.sum(axis=0))
-    assert a.steps == a.returns.sum()
+    assert not a.truncated.any()           # a random policy never lasts 500 steps
+    # each episode's final observation is the state that ended it: pole past 12° or cart off track
+    ended = (np.abs(a.final_obs[:, 2]) > np.radians(12)) | (np.abs(a.final_obs[:, 0]) > 2.4)
+    assert ended.all()
+    last = a.alive.sum(axis=0) - 1
+    assert not np.array_equal(a.final_obs, a.obs[last, np.arange(50)])
     assert 15 < a.returns.mean() < 30          # the random policy's ~22 steps
     c = rl.run_episodes(random_act(5), 50, seed=12)
     assert not np.array_equal(a.returns, c.returns)
     with pytest.raises(ValueError, match="copies"):
         rl.run_episodes(random_act(0), 3, seed=0, env=rl.make_vector_env(2))
+
+
+def test_reinforce_returns_bootstrap_only_truncated_episodes():
+    episodes = rl.Episodes(returns=np.array([2.0, 3.0]), truncated=np.array([False, True]),
+                           rewards=np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 1.0]]),
+                           alive=np.array([[True, True], [True, True], [False, True]]))
+    g = rl.reinforce_returns(episodes, 0.5, final_values=[7.0, 4.0])
+    np.testing.assert_allclose(g, [[1.5, 2.25], [1.0, 2.5], [0.0, 3.0]])
+    np.testing.assert_allclose(rl.reinforce_returns(episodes, 0.5),
+                               [[1.5, 1.75], [1.0, 1.5], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="final_values"):
+        rl.reinforce_returns(episodes, 0.5, final_values=[1.0])
+    with pytest.raises(ValueError, match="recorded"):
+        rl.reinforce_returns(rl.Episodes(np.ones(2), np.zeros(2, bool)), 0.5)
+
+
+def test_policy_gradient_variance_with_a_zero_and_a_fitted_critic():
+    keras.utils.set_random_seed(0)
+    policy = rl.mlp(2, (8,), seed=0)
+    critic = rl.mlp(1, (8,), seed=1)
+    critic.set_weights([np.zeros_like(w) for w in critic.get_weights()])
+    run = rl.TrainingRun(policy, critic=critic, value_scale=0.01)
+    without, with_ = rl.policy_gradient_variance(run, 8, seed=3)
+    assert without > 0 and np.isclose(without, with_)   # V = 0: the same estimate
+    # a critic that predicts the batch's typical return (a constant) already cuts the variance
+    weights = critic.get_weights()
+    weights[-1][:] = 0.01 * 8.0
+    critic.set_weights(weights)
+    without2, with2 = rl.policy_gradient_variance(run, 8, seed=3)
+    assert np.isclose(without2, without) and with2 < without
+    with pytest.raises(ValueError, match="critic"):
+        rl.policy_gradient_variance(rl.TrainingRun(policy), 4, seed=0)
 
 
 def test_policy_gradient_update_raises_probability_of_advantaged_action():
@@ -221,6 +266,11 @@ def test_training_improves_on_random_policy():
     assert trained.mean() > 2 * baseline.mean()
     assert len(run.episode_returns) == 15 * 16
     assert np.all(np.diff(run.episode_end_steps) > 0)
+    # the critic has learned the returns' scale: it explains part of their variance
+    episodes = rl.run_episodes(run.greedy(), 16, seed=4, record=True)
+    g = rl.reinforce_returns(episodes, 0.99, run.values(episodes.final_obs))[episodes.alive]
+    v = run.values(episodes.obs[episodes.alive])
+    assert 1 - np.var(g - v) / np.var(g) > 0.2
 
 
 def test_short_dqn_and_a2c_runs_record_episodes():
@@ -236,6 +286,8 @@ def test_short_dqn_and_a2c_runs_record_episodes():
     (lambda: rl.train_a2c(seed=0, updates=1, rollout=0), "rollout"),
     (lambda: rl.train_dqn(seed=0, env_steps=10, epsilon=(0.1, 0.5, 0.5)), "epsilon"),
     (lambda: rl.train_dqn(seed=-2, env_steps=10), "seed"),
+    (lambda: rl.train_reinforce(seed=0, iterations=1, gamma=1.0), "value_scale"),
+    (lambda: rl.train_a2c(seed=0, updates=1, value_scale=0.0), "value_scale"),
 ])
 def test_training_argument_errors(call, message):
     with pytest.raises(ValueError, match=message):
