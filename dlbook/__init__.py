@@ -24,6 +24,8 @@ The library:
   transformer models.
 - Generative models: :mod:`dlbook.autoencoders` (13), :mod:`dlbook.vae` (14),
   :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16).
+- Reinforcement learning: :mod:`dlbook.rl` (18) — returns, GAE, Bellman targets, replay buffer,
+  REINFORCE, A2C and DQN agents on CartPole.
 """
 
 __version__ = "0.1.0"
