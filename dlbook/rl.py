@@ -24,15 +24,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlbook.checks import check_int as _check_int
+
 ENV_ID = "CartPole-v1"
 OBS_DIM = 4
 N_ACTIONS = 2
-
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_gamma(argument: str, value) -> float:
