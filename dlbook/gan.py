@@ -547,7 +547,8 @@ def train_discriminator(real, fake, seed: int, real_target: float = 1.0,
     The first half of the GAN game with the generator held still: an MLP (:func:`build_mlp`)
     maps a sample to a logit and minimises the cross-entropy of ``real`` labelled
     ``real_target`` (1, or 0.9 for one-sided label smoothing) and ``fake`` labelled 0, shuffled
-    with ``seed``. Its :math:`\\sigma(\\text{logit})` should approach
+    with ``seed``, by Adam with a cosine-decayed learning rate (so that the last weights are not
+    a snapshot of the noise of the last steps). Its :math:`\\sigma(\\text{logit})` should approach
     :func:`optimal_discriminator` of the two densities. Returns the logit model. Taught in
     chapter 15.
     """
@@ -560,14 +561,18 @@ def train_discriminator(real, fake, seed: int, real_target: float = 1.0,
     if isinstance(real_target, bool) or not isinstance(real_target, Real) or not 0.5 < real_target <= 1:
         raise ValueError(f"real_target must be in (0.5, 1], got {real_target!r}")
     network = build_mlp(real.shape[1], 1, hidden, seed, "discriminator")
-    network.compile(optimizer=keras.optimizers.Adam(_check_positive("learning_rate", learning_rate)),
-                    loss=keras.losses.BinaryCrossentropy(from_logits=True))
     x = np.concatenate([real, fake])
+    epochs = _check_int("epochs", epochs, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    schedule = keras.optimizers.schedules.CosineDecay(  # a final iterate that has settled
+        _check_positive("learning_rate", learning_rate), epochs * -(-len(x) // batch_size))
+    network.compile(optimizer=keras.optimizers.Adam(schedule),
+                    loss=keras.losses.BinaryCrossentropy(from_logits=True))
     y = np.concatenate([np.full(len(real), real_target), np.zeros(len(fake))]).astype(np.float32)
     batches = (tf.data.Dataset.from_tensor_slices((x, y))
                .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-               .batch(_check_int("batch_size", batch_size, 1)))
-    network.fit(batches, epochs=_check_int("epochs", epochs, 1), shuffle=False,  # shuffled above
+               .batch(batch_size))
+    network.fit(batches, epochs=epochs, shuffle=False,  # shuffled above
                 verbose=0)
     return network
 
