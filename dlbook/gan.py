@@ -199,7 +199,7 @@ def build_digit_generator(latent_dim: int, seed: int, num_classes: int = 0,
     """A dense generator of small images in [-1, 1] (8×8 digits by default).
 
     ``z (latent_dim) → Dense ReLU layers (hidden) → Dense (pixels, tanh) → image_shape``. On 8×8
-    digits a dense generator is about three times cheaper per step than a DCGAN-style transposed
+    digits a dense generator is about six times cheaper per step than a DCGAN-style transposed
     convolution and, in chapter 15's measurements, makes digits the judge finds more convincing at
     the same CPU budget. With ``num_classes`` > 0 it takes a second input, the class label (int),
     one-hot encoded and concatenated to ``z`` (Mirza and Osindero 2014): a conditional
