@@ -112,6 +112,22 @@ def test_mode_coverage_counts_constructed_samples():
         gan.mode_coverage(collapsed, centres, 0.05, min_share=1.0)
 
 
+def test_mode_coverage_separates_where_the_mass_goes_from_how_sharp_it_is():
+    centres = gan.ring_centres()
+    # a blurred but even cover: every sample 0.3 (far outside 3σ = 0.15) from its own centre
+    angles = np.linspace(0, 2 * np.pi, 800, endpoint=False)
+    offsets = 0.3 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    blurred = np.repeat(centres, 100, axis=0) + offsets
+    coverage = gan.mode_coverage(blurred, centres, std=0.05)
+    assert coverage.covered == 0 and coverage.on_mode_share == 0.0
+    assert np.allclose(coverage.nearest_shares, 1 / 8)
+    assert coverage.median_distance == pytest.approx(0.3, abs=1e-6)
+    # every sample on one centre: sharp, but all mass on one mode
+    collapsed = gan.mode_coverage(np.repeat(centres[2:3], 50, axis=0), centres, std=0.05)
+    assert collapsed.nearest_shares.tolist() == [0, 0, 1, 0, 0, 0, 0, 0]
+    assert collapsed.median_distance == pytest.approx(0.0, abs=1e-6)
+
+
 # --- networks ------------------------------------------------------------------------------------
 
 def test_digit_networks_shapes_and_parameter_counts():
