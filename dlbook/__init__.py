@@ -23,7 +23,9 @@ The library:
   GRU language models; :mod:`dlbook.attention` (12) — attention, masks, positional encodings,
   transformer models.
 - Generative models: :mod:`dlbook.autoencoders` (13), :mod:`dlbook.vae` (14),
-  :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16).
+  :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16),
+  :mod:`dlbook.gan` (15) — GANs: the game's theory checked numerically, mode coverage on a
+  synthetic ring, WGAN-GP, conditional GANs.
 - Reinforcement learning: :mod:`dlbook.rl` (18) — returns, GAE, Bellman targets, replay buffer,
   REINFORCE, A2C and DQN agents on CartPole.
 """
