@@ -31,16 +31,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from dlbook.checks import check_int as _check_int
+
 GENERATOR_LOSSES = ("non-saturating", "saturating")
 
 
 # --- argument checks ---------------------------------------------------------------------------
-
-def _check_int(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an int of at least {minimum}, got {value!r}")
-    return int(value)
-
 
 def _check_positive(argument: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
