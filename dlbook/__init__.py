@@ -22,6 +22,7 @@ The library:
   GRU language models; :mod:`dlbook.attention` (12) — attention, masks, positional encodings,
   transformer models.
 - Generative models: :mod:`dlbook.autoencoders` (13), :mod:`dlbook.vae` (14),
+  :mod:`dlbook.diffusion` (16) — noise schedules, the forward process, DDPM and DDIM samplers;
   :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16).
 """
 

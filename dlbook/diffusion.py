@@ -202,7 +202,7 @@ def build_noise_predictor(data_dim: int, hidden: int = 256, depth: int = 3, embe
 class Diffusion(keras.Model):
     """A denoising diffusion model (DDPM, Ho et al. 2020) around a noise-prediction ``network``.
 
-    ``fit(x)`` (or ``fit((x, labels))`` for a conditional network) trains with the simple loss of
+    ``fit(x)`` (or ``fit(x, labels)`` for a conditional network) trains with the simple loss of
     Ho et al.: for each example draw a step ``t`` uniformly and noise ``eps ~ N(0, I)``, form
     ``x_t = sqrt(alpha_bar_t) x + sqrt(1 - alpha_bar_t) eps`` and minimise the mean squared error
     between ``eps`` and ``network(x_t, t)``. With ``num_classes`` (a conditional network), each
@@ -278,11 +278,13 @@ class Diffusion(keras.Model):
         return ops.sqrt(alpha_bar) * x + ops.sqrt(1.0 - alpha_bar) * eps
 
     def train_step(self, data):
-        x, labels = (data if isinstance(data, tuple) else (data, None))
+        x, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         n = ops.shape(x)[0]
         t = keras.random.randint((n,), 0, self.steps, seed=self.noise)
         eps = keras.random.normal(ops.shape(x), seed=self.noise)
         if self.num_classes is not None:
+            if labels is None:
+                raise ValueError("a conditional model trains on (x, labels): fit(x, labels)")
             drop = keras.random.uniform((n,), seed=self.noise) < self.label_dropout
             labels = ops.where(drop, self.num_classes, ops.cast(labels, "int32"))
         with tf.GradientTape() as tape:
