@@ -15,7 +15,11 @@ DDPM ancestral sampling and deterministic DDIM sampling.
 - :class:`Diffusion`, a ``keras.Model`` whose ``train_step`` draws ``t`` and the noise from a
   ``keras.random.SeedGenerator`` it owns and minimises :math:`\\lVert \\varepsilon -
   \\varepsilon_\\theta(x_t, t) \\rVert^2`; its samplers :meth:`Diffusion.ddpm` and
-  :meth:`Diffusion.ddim` run the whole reverse loop inside one ``tf.function``.
+  :meth:`Diffusion.ddim` (with Song et al.'s η, from deterministic to DDPM's noise) run the whole
+  reverse loop inside one ``tf.function``.
+- :func:`gaussian_noise_predictor`, the exact noise predictor for a Gaussian fitted to the data
+  (a linear, Wiener-filter denoiser): the honest baseline for the network, and the exact predictor
+  the tests check the samplers with.
 
 Taught in chapter 16.
 """
@@ -295,14 +299,15 @@ class Diffusion(keras.Model):
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
-    def _noise_errors_step(self, x, t, eps, labels):
-        return ops.mean(ops.square(self.predict_noise(self.noisy(x, t, eps), t, labels) - eps),
-                        axis=-1)
+    def _noise_errors_step(self, x, t, eps, labels, noise_fn):
+        return ops.mean(ops.square(noise_fn(self.noisy(x, t, eps), t, labels) - eps), axis=-1)
 
-    def noise_errors(self, x, t: int, seed: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    def noise_errors(self, x, t: int, seed: int, labels=None,
+                     noise_fn: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per example, the squared error of the predicted noise at 0-based step ``t`` and that of
         the predict-zero baseline (:math:`\\lVert\\varepsilon\\rVert^2 / d`), on the same noise
-        drawn with NumPy from ``seed``; both ``(n,)``, means over the pixels."""
+        drawn with NumPy from ``seed``; both ``(n,)``, means over the pixels. ``noise_fn(x, t,
+        labels)`` is scored instead of the network when given (e.g. a baseline predictor)."""
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         t = _check_int("t", t, 0)
         if t >= self.steps:
@@ -311,7 +316,8 @@ class Diffusion(keras.Model):
         eps = eps.astype(np.float32)
         steps = tf.fill((len(x),), t)
         labels = self._labels(None if labels is None else tf.constant(labels), len(x))
-        errors = self._noise_errors(tf.constant(x), steps, tf.constant(eps), labels)
+        errors = self._noise_errors(tf.constant(x), steps, tf.constant(eps), labels,
+                                    self._noise_fn(noise_fn))
         return np.asarray(errors), np.mean(eps**2, axis=1)
 
     def _predicted_x0(self, x, eps, alpha_bar):
@@ -340,7 +346,7 @@ class Diffusion(keras.Model):
                 path = path.write(i + 1, x)
         return path.stack() if keep_path else x
 
-    def _ddim_loop(self, x, step_list, labels, noise_fn, keep_path):
+    def _ddim_loop(self, x, step_list, etas, labels, noise_fn, keep_path, stochastic):
         count = tf.shape(step_list)[0]
         path = tf.TensorArray(tf.float32, size=count + 1 if keep_path else 1)
         path = path.write(0, x)
@@ -353,7 +359,15 @@ class Diffusion(keras.Model):
             eps = noise_fn(x, tf.fill((tf.shape(x)[0],), t), labels)
             x0 = self._predicted_x0(x, eps, alpha_bar)
             eps = (x - tf.sqrt(alpha_bar) * x0) / tf.sqrt(1.0 - alpha_bar)  # consistent with x0
-            x = tf.sqrt(alpha_bar_prev) * x0 + tf.sqrt(1.0 - alpha_bar_prev) * eps
+            if stochastic:  # sigma^2 = eta^2 * beta-tilde between the two steps; 0 at the last
+                eta = etas[count - 1 - i]
+                sigma = eta * tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+                                      * (1.0 - alpha_bar / alpha_bar_prev))
+                z = keras.random.normal(tf.shape(x), seed=self.sampling_noise)
+                x = (tf.sqrt(alpha_bar_prev) * x0
+                     + tf.sqrt(tf.maximum(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps + sigma * z)
+            else:
+                x = tf.sqrt(alpha_bar_prev) * x0 + tf.sqrt(1.0 - alpha_bar_prev) * eps
             if keep_path:
                 path = path.write(i + 1, x)
         return path.stack() if keep_path else x
@@ -391,23 +405,68 @@ class Diffusion(keras.Model):
         return np.asarray(self._ddpm(x, labels, self._noise_fn(noise_fn), bool(keep_path)))
 
     def ddim(self, x_T, steps: int, labels=None, noise_fn: Callable | None = None,
-             keep_path: bool = False) -> np.ndarray:
-        """DDIM sampling with η = 0 (Song, Meng and Ermon 2021): deterministic, on ``steps`` evenly
-        spaced steps of the T the network was trained on,
+             keep_path: bool = False, eta=0.0) -> np.ndarray:
+        """DDIM sampling (Song, Meng and Ermon 2021) on ``steps`` evenly spaced steps of the T the
+        network was trained on, from step :math:`t` to the next listed step :math:`t'`:
 
         .. math:: x_{t'} = \\sqrt{\\bar\\alpha_{t'}}\\, \\hat x_0
-                  + \\sqrt{1 - \\bar\\alpha_{t'}}\\, \\hat\\varepsilon,
+                  + \\sqrt{1 - \\bar\\alpha_{t'} - \\sigma_t^2}\\, \\hat\\varepsilon + \\sigma_t z,
+                  \\qquad \\sigma_t^2 = \\eta^2\\, \\frac{1 - \\bar\\alpha_{t'}}{1 - \\bar\\alpha_t}
+                  \\Big(1 - \\frac{\\bar\\alpha_t}{\\bar\\alpha_{t'}}\\Big).
 
-        no noise added: the same starting noise ``x_T`` ``(n, data_dim)`` always gives the same
-        samples. ``labels``, ``noise_fn`` and ``keep_path`` as in :meth:`ddpm`.
+        With ``eta=0`` (the default) no noise is added: the same starting noise ``x_T``
+        ``(n, data_dim)`` always gives the same samples. ``eta=1`` on all T steps is DDPM's
+        ancestral sampler (:math:`\\sigma_t^2 = \\tilde\\beta_t`). ``eta`` is a number ≥ 0, or one
+        per listed step (``(steps,)``, in increasing order of t) to add noise at some steps only;
+        the noise comes from the model's sampling generator. ``labels``, ``noise_fn`` and
+        ``keep_path`` as in :meth:`ddpm`.
         """
         steps = _check_int("steps", steps, 1)
         if steps > self.steps:
             raise ValueError(f"steps must be at most the schedule's {self.steps}, got {steps}")
         x = self._start(None, x_T)
-        step_list = tf.constant(np.unique(np.linspace(0, self.steps - 1, steps).round().astype(np.int32)))
+        step_list = np.unique(np.linspace(0, self.steps - 1, steps).round().astype(np.int32))
+        etas = np.broadcast_to(np.asarray(eta, dtype=np.float64), (len(step_list),)) \
+            if np.ndim(eta) == 0 else np.asarray(eta, dtype=np.float64)
+        if etas.shape != (len(step_list),) or not np.all(np.isfinite(etas)) or np.any(etas < 0):
+            raise ValueError(f"eta must be a number >= 0 or {len(step_list)} of them (one per step), "
+                             f"got {eta!r}")
         labels = self._labels(None if labels is None else tf.constant(labels), x.shape[0])
-        return np.asarray(self._ddim(x, step_list, labels, self._noise_fn(noise_fn), bool(keep_path)))
+        return np.asarray(self._ddim(x, tf.constant(step_list), tf.constant(etas, tf.float32), labels,
+                                     self._noise_fn(noise_fn), bool(keep_path),
+                                     bool(np.any(etas > 0))))
+
+
+def gaussian_noise_predictor(data, schedule: NoiseSchedule) -> Callable:
+    """The exact noise predictor :math:`E[\\varepsilon \\mid x_t]` for data drawn from the Gaussian
+    :math:`N(\\mu, \\Sigma)` fitted to ``data`` ``(n, d)`` (mean and covariance):
+
+    .. math:: \\hat\\varepsilon(x_t, t) = \\sqrt{1 - \\bar\\alpha_t}\\,
+              \\big(\\bar\\alpha_t \\Sigma + (1 - \\bar\\alpha_t) I\\big)^{-1}
+              (x_t - \\sqrt{\\bar\\alpha_t}\\, \\mu),
+
+    a linear (Wiener) filter for each step — the best any predictor can do that knows only the
+    data's first two moments. Returns ``noise_fn(x, t, labels=None)`` (``t`` 0-based, ``(batch,)``)
+    for :meth:`Diffusion.noise_errors` and the samplers. Taught in chapter 16.
+    """
+    if not isinstance(schedule, NoiseSchedule):
+        raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim != 2 or len(data) < 2:
+        raise ValueError(f"data must be (n, d) with n >= 2, got shape {data.shape}")
+    mean, cov = data.mean(0), np.atleast_2d(np.cov(data, rowvar=False))
+    alpha_bars = schedule.alpha_bars.astype(np.float64)
+    eye = np.eye(data.shape[1])
+    filters = np.stack([np.sqrt(1 - a) * np.linalg.inv(a * cov + (1 - a) * eye) for a in alpha_bars])
+    offsets = -np.einsum("tij,j->ti", filters, mean) * np.sqrt(alpha_bars)[:, None]
+    filters, offsets = tf.constant(filters, tf.float32), tf.constant(offsets, tf.float32)
+
+    def noise_fn(x, t, labels=None):
+        t = tf.cast(t, tf.int32)
+        return tf.einsum("bij,bj->bi", tf.gather(filters, t), tf.cast(x, tf.float32)) + tf.gather(
+            offsets, t)
+
+    return noise_fn
 
 
 def to_pixels(samples, image_shape=(8, 8)) -> np.ndarray:

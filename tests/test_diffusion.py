@@ -1,8 +1,9 @@
 """Tests of dlbook.diffusion: schedules (float32, the published formulas), the forward process's
 closed form against the iterated chain, the time embedding against NumPy, the noise predictor's
 shapes and parameter count, the training step (learns, reproducible), and the samplers: with the
-exact noise predictor of a one-point data set, DDPM and DDIM must return that point; DDIM is
-deterministic, DDPM is not; argument errors."""
+exact noise predictor of a one-point data set, DDPM and DDIM must return that point; with the exact
+noise predictor of Gaussian data, they must give the data's mean and spread; DDIM with eta = 1 on every step is DDPM; DDIM is deterministic, DDPM is not; argument
+errors."""
 
 import numpy as np
 import pytest
@@ -138,6 +139,58 @@ def test_samplers_recover_a_single_data_point_with_the_exact_noise_predictor():
         np.testing.assert_allclose(samples, np.broadcast_to(point, (16, 3)), atol=1e-4)
 
 
+GAUSS_MEAN, GAUSS_STD = np.array([0.2, -0.3]), np.array([0.3, 0.15])
+
+
+def gaussian_data(n, seed):
+    return (GAUSS_MEAN + GAUSS_STD * np.random.default_rng(seed).standard_normal((n, 2))).astype(
+        np.float32)
+
+
+def test_gaussian_noise_predictor_has_the_theoretical_error():
+    schedule = d.NoiseSchedule.cosine(50)
+    predictor = d.gaussian_noise_predictor(gaussian_data(50_000, 0), schedule)
+    model = make_model(steps=50)
+    x = gaussian_data(20_000, 1)
+    for t in (0, 10, 25, 49):
+        errors, zero = model.noise_errors(x, t, seed=t, noise_fn=predictor)
+        a = float(schedule.alpha_bars[t])
+        # per coordinate: Var(eps | x_t) = 1 - (1 - a) / (a s^2 + 1 - a)
+        theory = np.mean(1 - (1 - a) / (a * GAUSS_STD**2 + 1 - a))
+        np.testing.assert_allclose(errors.mean(), theory, rtol=0.03)
+        assert errors.mean() < zero.mean()
+
+
+def test_samplers_give_gaussian_data_its_spread():
+    # T = 1000: with fewer steps, DDPM's variance beta-tilde (exact only for a deterministic x_0)
+    # shrinks the spread of data narrower than the noise (T = 200: 5% for a standard deviation of
+    # 0.15), and so does DDIM's discretisation; at T = 1000 both are within 2%
+    schedule = d.NoiseSchedule.cosine(1000)
+    predictor = d.gaussian_noise_predictor(gaussian_data(50_000, 0), schedule)
+    x_T = np.random.default_rng(2).standard_normal((8_000, 2)).astype(np.float32)
+    model = d.Diffusion(d.build_noise_predictor(2, hidden=4, depth=1, embed_dim=4, seed=0), schedule,
+                        seed=1, clip=None)
+    for samples in (model.ddpm(x_T=x_T, noise_fn=predictor),
+                    model.ddim(x_T, 1000, noise_fn=predictor),
+                    model.ddim(x_T, 1000, noise_fn=predictor, eta=0.5)):
+        np.testing.assert_allclose(samples.mean(0), GAUSS_MEAN, atol=0.01)
+        np.testing.assert_allclose(samples.std(0), GAUSS_STD, rtol=0.03)
+    # what the test catches: no noise in DDPM's step (the posterior mean alone), or the variance
+    # used as a standard deviation, collapses the spread; a wrong predictor shifts it
+    wrong = model.ddpm(x_T=x_T, noise_fn=lambda x, t, labels: 0.9 * predictor(x, t))
+    assert np.any(np.abs(wrong.std(0) / GAUSS_STD - 1) > 0.1)
+
+
+def test_ddim_with_eta_one_on_every_step_is_ddpm():
+    x_T = np.random.default_rng(3).standard_normal((16, 2)).astype(np.float32)
+    ddpm = make_model(steps=20).ddpm(x_T=x_T)
+    ddim = make_model(steps=20).ddim(x_T, 20, eta=1.0)  # same seeds: the same noise, drawn in order
+    np.testing.assert_allclose(ddim, ddpm, atol=1e-5)
+    model = make_model(steps=20)
+    np.testing.assert_array_equal(model.ddim(x_T, 20, eta=np.zeros(20)), model.ddim(x_T, 20))
+    assert not np.array_equal(model.ddim(x_T, 5, eta=1.0), model.ddim(x_T, 5, eta=1.0))
+
+
 def test_noisy_is_the_closed_form():
     model = make_model(steps=10)
     x, eps, t = np.ones((3, 2), np.float32), np.full((3, 2), 0.5, np.float32), np.array([0, 4, 9])
@@ -235,3 +288,11 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="clip"):
         make_model(clip=0)
     assert make_model(clip=None).clip is None
+    with pytest.raises(ValueError, match="eta"):
+        model.ddim(np.zeros((2, 2), np.float32), 5, eta=-0.1)
+    with pytest.raises(ValueError, match="one per step"):
+        model.ddim(np.zeros((2, 2), np.float32), 5, eta=np.ones(4))
+    with pytest.raises(ValueError, match="NoiseSchedule"):
+        d.gaussian_noise_predictor(np.zeros((5, 2)), "cosine")
+    with pytest.raises(ValueError, match="data must be"):
+        d.gaussian_noise_predictor(np.zeros(5), d.NoiseSchedule.cosine(5))
