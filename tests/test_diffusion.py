@@ -1,9 +1,10 @@
 """Tests of dlbook.diffusion: schedules (float32, the published formulas), the forward process's
 closed form against the iterated chain, the time embedding against NumPy, the noise predictor's
 shapes and parameter count, the training step (learns, reproducible), and the samplers: with the
-exact noise predictor of a one-point data set, DDPM and DDIM must return that point; with the exact
-noise predictor of Gaussian data, they must give the data's mean and spread; DDIM with eta = 1 on every step is DDPM; DDIM is deterministic, DDPM is not; argument
-errors."""
+exact noise predictor of a one-point data set, DDPM and DDIM must return that point; with the
+exact noise predictor of Gaussian data (the Gaussian filter, whose error is checked against
+theory), they must give the data's mean and spread; DDIM with eta = 1 on every step is DDPM; DDIM
+is deterministic, DDPM is not; argument errors."""
 
 import numpy as np
 import pytest
