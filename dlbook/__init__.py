@@ -25,7 +25,8 @@ The library:
 - Generative models: :mod:`dlbook.autoencoders` (13), :mod:`dlbook.vae` (14),
   :mod:`dlbook.generative` (the judge of generated digits and the baselines, 13–16),
   :mod:`dlbook.gan` (15) — GANs: the game's theory checked numerically, mode coverage on a
-  synthetic ring, WGAN-GP, conditional GANs.
+  synthetic ring, WGAN-GP, conditional GANs; :mod:`dlbook.diffusion` (16) — noise schedules,
+  the forward process, DDPM and DDIM samplers.
 - Reinforcement learning: :mod:`dlbook.rl` (18) — returns, GAE, Bellman targets, replay buffer,
   REINFORCE, A2C and DQN agents on CartPole.
 """
