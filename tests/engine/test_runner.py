@@ -260,6 +260,13 @@ def test_seed_lists_and_ranges_are_parsed():
             parse_seeds(bad)
 
 
+def default_sigint():
+    """In the child, before exec: SIGINT as a terminal's shell leaves it. A pytest-xdist worker
+    ignores SIGINT, and an ignored signal stays ignored across exec, so without this the run
+    would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_run_cleanly(tmp_path):
     """Ctrl-C in the terminal: one line, exit 130, running kernel stopped, queued chapters not run,
     finished ones reported, no notebook touched or half-written."""
@@ -275,7 +282,7 @@ def test_ctrl_c_stops_the_run_cleanly(tmp_path):
     before = {p.name: p.read_bytes() for p in (root / "notebooks").iterdir()}
     process = subprocess.Popen([sys.executable, "-m", "dlbook", "run"], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=default_sigint)
     deadline = time.time() + 90
     while not pid_file.exists() and time.time() < deadline:
         time.sleep(0.2)
