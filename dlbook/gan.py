@@ -201,6 +201,16 @@ def build_mlp(input_dim: int, output_dim: int, hidden: Sequence[int], seed: int,
     return keras.Model(inputs, outputs, name=name)
 
 
+def _with_label(inputs: list, x, num_classes: int, name: str):
+    """For a conditional network (``num_classes`` > 0): a second input, the class label, one-hot
+    encoded and concatenated to ``x``; otherwise ``inputs`` and ``x`` unchanged."""
+    if not num_classes:
+        return inputs, x
+    label = keras.Input((), dtype="int32", name="label")
+    one_hot = layers.Lambda(lambda y: ops.one_hot(y, num_classes), name="one_hot")(label)
+    return [*inputs, label], layers.Concatenate(name=name)([x, one_hot])
+
+
 def build_digit_generator(latent_dim: int, seed: int, num_classes: int = 0,
                           hidden: Sequence[int] = (128, 128),
                           image_shape: Sequence[int] = (8, 8, 1),
@@ -220,12 +230,7 @@ def build_digit_generator(latent_dim: int, seed: int, num_classes: int = 0,
     hidden = _check_hidden(hidden)
     image_shape = _check_hidden(image_shape)
     z = keras.Input((latent_dim,), name="z")
-    inputs, x = [z], z
-    if num_classes:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        x = layers.Concatenate(name="z_and_label")([z, layers.Lambda(
-            lambda y: ops.one_hot(y, num_classes), name="one_hot")(label)])
+    inputs, x = _with_label([z], z, num_classes, "z_and_label")
     for i, width in enumerate(hidden, start=1):
         x = layers.Dense(width, activation="relu", name=f"hidden_{i}",
                          kernel_initializer=keras.initializers.HeUniform(seed=seed + i))(x)
@@ -254,12 +259,8 @@ def build_digit_discriminator(seed: int, num_classes: int = 0,
     hidden = _check_hidden(hidden)
     image_shape = _check_hidden(image_shape)
     images = keras.Input(image_shape, name="images")
-    inputs, x = [images], layers.Flatten(name="flat")(images)
-    if num_classes:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        x = layers.Concatenate(name="pixels_and_label")([x, layers.Lambda(
-            lambda y: ops.one_hot(y, num_classes), name="one_hot")(label)])
+    inputs, x = _with_label([images], layers.Flatten(name="flat")(images), num_classes,
+                            "pixels_and_label")
     for i, width in enumerate(hidden, start=1):
         x = layers.Dense(width, name=f"hidden_{i}",
                          kernel_initializer=keras.initializers.HeUniform(seed=seed + i))(x)

@@ -395,6 +395,17 @@ class TrainingRun:
         weights = self.model.get_weights()
         return lambda obs: numpy_forward(weights, obs).argmax(axis=1)
 
+    def record(self, episode_return: np.ndarray, rewards, done, steps: int) -> np.ndarray:
+        """One vector step of bookkeeping: add ``rewards`` to each copy's running
+        ``episode_return`` (in place), log the copies whose episode ended (``done``) at ``steps``,
+        and restart their sums. Returns ``done``: the copies whose next step is a reset."""
+        episode_return += rewards
+        for i in np.flatnonzero(done):
+            self.episode_returns.append(float(episode_return[i]))
+            self.episode_end_steps.append(steps)
+        episode_return[done] = 0.0
+        return done
+
     def values(self, obs) -> np.ndarray:
         """The critic's value estimates of ``obs`` ``(n, 4)``, in return units."""
         if self.critic is None:
@@ -557,13 +568,7 @@ def train_a2c(seed: int, updates: int, num_envs: int = 16, rollout: int = 16,
             o[t], a[t], r[t], o_next[t] = obs, actions, rewards, next_obs
             term[t], trunc[t], valid[t] = terminated, truncated, ~was_done
             steps += int((~was_done).sum())
-            episode_return += rewards
-            done = terminated | truncated
-            for i in np.flatnonzero(done):
-                run.episode_returns.append(float(episode_return[i]))
-                run.episode_end_steps.append(steps)
-            episode_return[done] = 0.0
-            was_done = done
+            was_done = run.record(episode_return, rewards, terminated | truncated, steps)
             obs = next_obs
         values = numpy_forward(vw, o.reshape(-1, OBS_DIM))[:, 0].reshape(shape) / scale
         next_values = numpy_forward(vw, o_next.reshape(-1, OBS_DIM))[:, 0].reshape(shape) / scale
@@ -623,13 +628,7 @@ def train_dqn(seed: int, env_steps: int, num_envs: int = 4, burst: int = 32,
             keep = ~was_done
             buffer.add(obs[keep], actions[keep], rewards[keep], next_obs[keep], terminated[keep])
             steps += int(keep.sum())
-            episode_return += rewards
-            done = terminated | truncated
-            for i in np.flatnonzero(done):
-                run.episode_returns.append(float(episode_return[i]))
-                run.episode_end_steps.append(steps)
-            episode_return[done] = 0.0
-            was_done = done
+            was_done = run.record(episode_return, rewards, terminated | truncated, steps)
             obs = next_obs
         if len(buffer) >= warmup:
             update(*buffer.sample(batch_size, updates_per_burst))

@@ -301,3 +301,12 @@ def test_learning_curve_averages_the_last_episodes():
     np.testing.assert_allclose(curve, [np.nan, 10.0, 15.0, 25.0, 35.0])
     with pytest.raises(ValueError, match="window"):
         rl.learning_curve(run, [5], window=0)
+
+
+def test_training_run_records_finished_episodes_of_a_vector_step():
+    run = rl.TrainingRun(model=None)
+    sums = np.array([2.0, 5.0, 1.0])
+    done = run.record(sums, np.array([1.0, 1.0, 1.0]), np.array([False, True, True]), steps=40)
+    assert run.episode_returns == [6.0, 2.0] and run.episode_end_steps == [40, 40]
+    np.testing.assert_array_equal(sums, [3.0, 0.0, 0.0])
+    np.testing.assert_array_equal(done, [False, True, True])
