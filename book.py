@@ -13,7 +13,7 @@ when ``pyproject.toml`` or ``constraints.txt`` changed), then runs:
   and ``dlbook run`` (execute the notebooks, print wall time, peak memory and headline per
   chapter). Each option goes to the command that owns it, and all are checked before either runs.
 - ``test``: ``pytest`` — the unit tests and strict nbval over every notebook, in two worker
-  processes (``-n 2 --dist loadscope``: a notebook, or a test module, stays on one worker).
+  processes (``-n 2``; pyproject's ``--dist loadscope`` keeps a notebook, or a test module, on one worker).
   Arguments go to pytest: ``python3 book.py test tests/`` runs the unit tests only, ``-n 0``
   runs everything in one process.
 - ``sweep``: ``dlbook sweep`` — run chapters with each chapter's own seed and the ``--seeds``
@@ -54,7 +54,7 @@ RUN_OPTIONS = {"--jobs": _positive(int), "--threads": _positive(int), "--timeout
                "--cell-timeout": _positive(float), "--memory-limit": _positive(float)}
 # pytest-xdist: two workers (this machine kind has two cores; the floor and grading runs inside the
 # suite already run two kernels at a time), each test module or notebook on one worker.
-PARALLEL = ["-n", "2", "--dist", "loadscope"]
+PARALLEL = ["-n", "2"]  # pyproject's addopts add --dist loadscope
 # Variables that would change what a chapter computes; the stored outputs are made without them.
 CHAPTER_VARIABLES = ("DLBOOK_SEED", "DLBOOK_MEASURES")
 

@@ -45,7 +45,7 @@ def test_sweep_and_test_commands(book_py, monkeypatch):
     assert module.main(["test", "tests/", "-k", "data"]) == 0
     (sweep, sweep_kwargs), (test, test_kwargs) = calls
     assert sweep == ["sweep", "1", "--seeds", "0-4", "--jobs", "2"]
-    assert test == ["-m", "pytest", "-n", "2", "--dist", "loadscope", "tests/", "-k", "data"]
+    assert test == ["-m", "pytest", "-n", "2", "tests/", "-k", "data"]
     assert "DLBOOK_SEED" not in test_kwargs["env"], "stored outputs are compared at the book's seed"
 
 
